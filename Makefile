@@ -1,0 +1,37 @@
+# Smart Tuner — every target makes/refreshes .venv first, then runs.
+#   make demo   build the built-in corpus (cached), its features (cached), run the quickstart sweep
+#   make test   the whole test suite (CI runs this through .ci/run)
+#   make bench  the fault-injected sweep benchmark -> benchmarks/results/, BENCHMARKS.md
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip -q --disable-pip-version-check
+# torch goes in first, pinned, so nothing later pulls a different (multi-GB CUDA) build.
+# On a GPU machine keep your own torch: make TORCH_SPEC= demo
+TORCH_SPEC ?= torch==2.13.0
+CORPUS ?= data/corpus
+
+.PHONY: venv demo test bench corpus clean
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install "$(TORCH_SPEC)"; fi
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+corpus: venv
+	$(VENV)/bin/smart-tuner corpus $(CORPUS)
+
+demo: corpus
+	$(VENV)/bin/smart-tuner tune --search-space search_spaces/quickstart.yaml --name quickstart-$$(date +%Y%m%d-%H%M%S)
+
+test: venv
+	$(VENV)/bin/pytest -q --timeout=600
+
+bench: venv
+	$(PY) -m benchmarks.sweep --scenario benchmarks/scenarios/default.yaml
+
+clean:
+	rm -rf $(VENV) runs
