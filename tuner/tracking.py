@@ -1,0 +1,95 @@
+"""Experiment tracking: TensorBoard event files per trial and MLflow runs per trial.
+
+``TrialBoard`` is used inside ``train_tts`` (one per trial folder). ``MLflowCallback`` lives in
+``tuner/mlflow_callback.py`` (it imports Ray and MLflow) and is re-exported here lazily so that
+``from tuner.tracking import TrialBoard`` stays light inside a trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel
+
+__all__ = ["TrialBoard", "MLflowCallback", "numeric_metrics"]
+
+
+def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The plain-float metrics of a result dict: ints/floats/numpy scalars, bools excluded.
+
+    NaN and +-Inf are kept (they are the signal); nested dicts and strings are dropped.
+    """
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            out[str(key)] = float(value)
+    return out
+
+
+class TrialBoard:
+    """TensorBoard event files in one trial folder.
+
+    Scalars are written under their metric names (``grad.norm``, ``validation.loss``...).
+    ``log_validation`` writes three images per validation: ``validation/alignment``,
+    ``validation/mel`` (target above prediction) and ``validation/gate``.
+    NaN policy: non-finite scalars are written as they are (TensorBoard shows them as gaps/NaN).
+    """
+
+    def __init__(self, log_dir: str | Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._writer = SummaryWriter(log_dir=str(self.log_dir))
+
+    def log_scalars(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Write every numeric metric as a scalar at ``step``; non-numeric values are skipped."""
+        for name, value in numeric_metrics(metrics).items():
+            self._writer.add_scalar(name, value, global_step=int(step))
+        self._writer.flush()
+
+    def log_validation(
+        self,
+        step: int,
+        alignment: np.ndarray,
+        mel_target: np.ndarray,
+        mel_predicted: np.ndarray,
+        gate_predicted: np.ndarray,
+        gate_target: np.ndarray,
+    ) -> None:
+        """Write alignment (T_dec, L), target/predicted mels (n_mels, T) and gate (T,) images."""
+        step = int(step)
+        align_img = fig_to_rgb(plot_alignment(alignment, title=f"alignment, step {step}"))
+        target_img = fig_to_rgb(plot_mel(mel_target, title="target mel"))
+        pred_img = fig_to_rgb(plot_mel(mel_predicted, title="predicted mel"))
+        width = min(target_img.shape[1], pred_img.shape[1])
+        mel_img = np.concatenate([target_img[:, :width], pred_img[:, :width]], axis=0)  # (2H, W, 3)
+        gate_img = fig_to_rgb(plot_gate(gate_predicted, gate_target, title=f"gate, step {step}"))
+        self._writer.add_image("validation/alignment", align_img, step, dataformats="HWC")
+        self._writer.add_image("validation/mel", mel_img, step, dataformats="HWC")
+        self._writer.add_image("validation/gate", gate_img, step, dataformats="HWC")
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self._writer.close()
+
+    def __enter__(self) -> TrialBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MLflowCallback":
+        from tuner.mlflow_callback import MLflowCallback
+
+        return MLflowCallback
+    raise AttributeError(f"module 'tuner.tracking' has no attribute {name!r}")
