@@ -1,0 +1,256 @@
+"""Search-space YAML files -> a validated ``SearchSpace`` -> a Ray Tune ``param_space``.
+
+File format (see ``search_spaces/quickstart.yaml`` for a commented example)::
+
+    metric: validation.loss        # what the searcher and the report rank by (default validation.loss)
+    mode: min                      # min | max (default min)
+    num_samples: 6                 # trials in the sweep (default 8); --num-samples overrides
+    max_concurrent: 2              # trials at a time (default 2); --max-concurrent overrides
+    scheduler: smart               # smart | fifo | asha | pbt (default smart); --scheduler overrides
+    resources: {cpu: 1, gpu: 0}    # per trial (default cpu 1, gpu 0); --gpus-per-trial overrides gpu
+    build_corpus: true             # build the built-in corpus into config.data_dir if it is missing
+    config:                        # fixed values given to every trial (train_tts keys)
+      preset: tiny
+      data_dir: data/corpus        # relative paths are taken from the current directory
+    search:                        # searched values; dotted names reach into nested dicts
+      learning_rate: {loguniform: [3.0e-4, 3.0e-2]}   # low > 0
+      dropout: {uniform: [0.1, 0.5]}
+      batch_size: {choice: [16, 32]}
+      seed: {randint: [0, 1000]}                      # integers, high exclusive
+    smart_tuner:                   # config overrides merged over tuner/config.yaml (and --config)
+      training_recovery: {min_training_time: 30}
+
+Rules: bounds are numbers with low < high and low >= 0 (every tuned TTS hyperparameter is
+non-negative; loguniform needs low > 0); a name may not be both fixed and searched. Every mistake
+raises ``SearchSpaceError`` with one line naming the file, the field, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "SearchSpaceError",
+    "SearchParam",
+    "SearchSpace",
+    "load_search_space",
+    "parse_search_space",
+    "SEARCH_TYPES",
+    "SCHEDULERS",
+]
+
+SEARCH_TYPES = ("loguniform", "uniform", "choice", "randint")
+SCHEDULERS = ("smart", "fifo", "asha", "pbt")
+PATH_KEYS = ("data_dir", "cache_dir")
+_TOP_KEYS = ("metric", "mode", "num_samples", "max_concurrent", "scheduler", "resources",
+             "build_corpus", "config", "search", "smart_tuner")
+
+
+class SearchSpaceError(ValueError):
+    """A mistake in a search-space file; the message is one line naming file, field and fix."""
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """One searched hyperparameter: ``kind`` in SEARCH_TYPES, ``args`` its bounds or choices."""
+
+    name: str
+    kind: str
+    args: tuple[Any, ...]
+
+    def to_tune(self) -> Any:
+        """The Ray Tune sampler (tune.loguniform(low, high) etc.)."""
+        from ray import tune
+
+        if self.kind == "choice":
+            return tune.choice(list(self.args))
+        return getattr(tune, self.kind)(*self.args)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search-space file."""
+
+    path: Path
+    metric: str = "validation.loss"
+    mode: str = "min"
+    num_samples: int = 8
+    max_concurrent: int = 2
+    scheduler: str = "smart"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    build_corpus: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    search: tuple[SearchParam, ...] = ()
+    smart_tuner: dict[str, Any] = field(default_factory=dict)
+
+    def param_space(self) -> dict[str, Any]:
+        """Fixed config with the searched names replaced by Ray Tune samplers (nested by dots)."""
+        space = _deep_copy(self.config)
+        for param in self.search:
+            _set_dotted(space, param.name, param.to_tune())
+        return space
+
+
+def _deep_copy(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in d.items()}
+
+
+def _set_dotted(d: dict[str, Any], name: str, value: Any) -> None:
+    *parents, leaf = name.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[leaf] = value
+
+
+def _has_dotted(d: Mapping[str, Any], name: str) -> bool:
+    *parents, leaf = name.split(".")
+    for p in parents:
+        if not isinstance(d.get(p), Mapping):
+            return False
+        d = d[p]
+    return leaf in d
+
+
+def load_search_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file (see the module docstring for the format)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SearchSpaceError(
+            f"search space file {str(p)!r} not found; pass an existing YAML file such as "
+            "search_spaces/quickstart.yaml")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise SearchSpaceError(f"{p}: invalid YAML{where}: {problem}; fix the syntax") from None
+    return parse_search_space(data, p)
+
+
+def parse_search_space(data: Any, path: str | Path = "<search space>") -> SearchSpace:
+    """Validate an already-loaded YAML document; ``path`` is only used in messages."""
+    p = Path(path)
+    if not isinstance(data, Mapping):
+        raise SearchSpaceError(
+            f"{p}: the top level must be a mapping with keys {', '.join(_TOP_KEYS)}, "
+            f"got {type(data).__name__}; see search_spaces/quickstart.yaml")
+    for key in data:
+        if key not in _TOP_KEYS:
+            close = difflib.get_close_matches(str(key), _TOP_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(_TOP_KEYS)}"
+            raise SearchSpaceError(f"{p}: unknown key {key!r}; {hint}")
+
+    def err(fieldname: str, value: Any, fix: str) -> SearchSpaceError:
+        return SearchSpaceError(f"{p}: {fieldname} = {value!r} is invalid; {fix}")
+
+    metric = data.get("metric", "validation.loss")
+    if not isinstance(metric, str) or not metric:
+        raise err("metric", metric, "give a reported metric name such as validation.loss")
+    mode = data.get("mode", "min")
+    if mode not in ("min", "max"):
+        raise err("mode", mode, "use min or max")
+    num_samples = _positive_int(data.get("num_samples", 8), "num_samples", err)
+    max_concurrent = _positive_int(data.get("max_concurrent", 2), "max_concurrent", err)
+    scheduler = data.get("scheduler", "smart")
+    if scheduler not in SCHEDULERS:
+        raise err("scheduler", scheduler, f"use one of {', '.join(SCHEDULERS)}")
+    resources = data.get("resources", {}) or {}
+    if not isinstance(resources, Mapping):
+        raise err("resources", resources, "write a mapping such as {cpu: 1, gpu: 0}")
+    for key in resources:
+        if key not in ("cpu", "gpu"):
+            raise err(f"resources.{key}", resources[key], "only cpu and gpu are allowed")
+    cpus = _number(resources.get("cpu", 1), "resources.cpu", err, positive=True)
+    gpus = _number(resources.get("gpu", 0), "resources.gpu", err, positive=False)
+    build_corpus = data.get("build_corpus", False)
+    if not isinstance(build_corpus, bool):
+        raise err("build_corpus", build_corpus, "use true or false")
+
+    config = data.get("config", {}) or {}
+    if not isinstance(config, Mapping):
+        raise err("config", config, "write a mapping of fixed trial values")
+    config = _deep_copy(config)
+    for key in PATH_KEYS:
+        if isinstance(config.get(key), str):
+            config[key] = str(Path(config[key]).expanduser().resolve())
+
+    search_raw = data.get("search", {}) or {}
+    if not isinstance(search_raw, Mapping):
+        raise err("search", search_raw, "write a mapping name: {loguniform: [low, high]}")
+    params = tuple(_parse_param(str(name), spec, err) for name, spec in search_raw.items())
+    for param in params:
+        if _has_dotted(config, param.name):
+            raise err(f"search.{param.name}", param.name,
+                      "it is also fixed under config; remove it from one of the two")
+
+    smart = data.get("smart_tuner", {}) or {}
+    if not isinstance(smart, Mapping):
+        raise err("smart_tuner", smart, "write a mapping of tuner/config.yaml sections")
+    return SearchSpace(path=p, metric=metric, mode=mode, num_samples=num_samples,
+                       max_concurrent=max_concurrent, scheduler=scheduler, cpus_per_trial=cpus,
+                       gpus_per_trial=gpus, build_corpus=build_corpus, config=config,
+                       search=params, smart_tuner=_deep_copy(smart))
+
+
+def _positive_int(value: Any, name: str, err: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise err(name, value, "use a whole number >= 1")
+    return value
+
+
+def _number(value: Any, name: str, err: Any, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise err(name, value, "use a number")
+    if value < 0 or (positive and value == 0):
+        raise err(name, value, "use a number > 0" if positive else "use a number >= 0")
+    return float(value)
+
+
+def _yaml_float(value: Any) -> Any:
+    """PyYAML reads ``3e-4`` (no dot) as a string; accept it as the number the user meant."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _parse_param(name: str, spec: Any, err: Any) -> SearchParam:
+    field_name = f"search.{name}"
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        raise err(field_name, spec, "write exactly one of {loguniform|uniform|choice|randint: ...}")
+    kind, args = next(iter(spec.items()))
+    if kind not in SEARCH_TYPES:
+        close = difflib.get_close_matches(str(kind), SEARCH_TYPES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise err(f"{field_name} type", kind,
+                  f"unknown search type; {hint}use one of {', '.join(SEARCH_TYPES)}")
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise err(f"{field_name}.choice", args, "give a non-empty list of values")
+        return SearchParam(name, kind, tuple(args))
+    if not isinstance(args, list) or len(args) != 2:
+        raise err(f"{field_name}.{kind}", args, "give two bounds [low, high]")
+    want_int = kind == "randint"
+    low, high = (b if want_int else _yaml_float(b) for b in args)
+    for b in (low, high):
+        ok = isinstance(b, int) if want_int else isinstance(b, (int, float))
+        if isinstance(b, bool) or not ok:
+            kind_text = "whole numbers" if want_int else "numbers"
+            raise err(f"{field_name}.{kind}", args, f"bounds must be {kind_text}")
+    if low < 0:
+        raise err(f"{field_name}.{kind}", args, "bounds must be >= 0 (negative bound)")
+    if kind == "loguniform" and low <= 0:
+        raise err(f"{field_name}.loguniform", args, "low must be > 0 on a log scale")
+    if not low < high:
+        raise err(f"{field_name}.{kind}", args, "low must be < high")
+    return SearchParam(name, kind, (float(low), float(high)) if not want_int else (low, high))
