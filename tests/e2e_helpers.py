@@ -1,0 +1,125 @@
+"""Small, fast Ray Tune function trainables that report the Smart Tuner contract metrics.
+
+``quadratic_trainable`` simulates one training run in closed form, one report per validation:
+
+    loss(s) = 0.2 + 4.0 * exp(-k * lr * s),   k = 0.5, s = validation step (1, 2, ...)
+
+(validation.loss = loss + 0.05, grad.norm = 2 + 10 * lr * exp(-k * lr * s)). When
+``learning_rate > explode_lr`` and ``s >= explode_after``, the run "explodes": grad.norm becomes
+500 (critical) and both losses become NaN, as a real Tacotron2 run with too high a learning rate
+does. A checkpoint (``state.json``: step, restart generation, learning rates used) is reported with
+every result, and a restored run continues from its checkpoint's step with its *current* config.
+
+Config keys: ``learning_rate``, ``batch_size``, ``max_steps`` (validations), ``explode_lr``,
+``explode_after``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker`` (raise once
+at that step, remembered by a marker file), ``_restart_generation`` (a checkpoint of a lower
+generation is ignored: restart from scratch), ``log_dir`` (appends one JSON line per report:
+trial id, step, learning_rate, batch_size, generation, restored_from).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune import Checkpoint
+
+DEFAULTS: dict[str, Any] = {
+    "learning_rate": 0.1,
+    "batch_size": 32,
+    "max_steps": 8,
+    "explode_lr": math.inf,
+    "explode_after": 4,
+    "sleep": 0.0,
+    "crash_at": None,
+    "crash_marker": None,
+    "_restart_generation": 0,
+    "log_dir": None,
+}
+
+
+def _metrics(step: int, lr: float, exploded: bool) -> dict[str, float]:
+    """The contract metrics at validation ``step`` (plain floats)."""
+    decay = math.exp(-0.5 * lr * step)
+    train = math.nan if exploded else 0.2 + 4.0 * decay
+    val = math.nan if exploded else train + 0.05
+    return {
+        "training.loss": train,
+        "validation.loss": val,
+        "grad.norm": 500.0 if exploded else 2.0 + 10.0 * lr * decay,
+        "validation.attention_score": 0.8,
+        "validation.gate_accuracy": 0.9,
+        "overfitting.gap": val - train,
+        "validation.step": float(step),
+    }
+
+
+def _load_state(generation: int) -> tuple[int, int | None]:
+    """(step to continue from, validation step restored from or None) from Ray's checkpoint."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0, None
+    with checkpoint.as_directory() as folder:
+        state = json.loads(Path(folder, "state.json").read_text())
+    if int(state["generation"]) < generation:  # an older generation: restart from scratch
+        return 0, None
+    return int(state["step"]), int(state["step"])
+
+
+def quadratic_trainable(config: dict[str, Any]) -> None:
+    """A function trainable: see the module docstring."""
+    cfg = {**DEFAULTS, **config}
+    lr = float(cfg["learning_rate"])
+    generation = int(cfg["_restart_generation"])
+    start, restored_from = _load_state(generation)
+    trial_id = tune.get_context().get_trial_id()
+    for step in range(start + 1, int(cfg["max_steps"]) + 1):
+        if cfg["crash_at"] is not None and step == int(cfg["crash_at"]):
+            marker = Path(str(cfg["crash_marker"]))
+            if not marker.exists():
+                marker.write_text("crashed once\n")
+                raise RuntimeError(f"injected crash at step {step} (CUDA out of memory, simulated)")
+        if cfg["sleep"]:
+            time.sleep(float(cfg["sleep"]))
+        exploded = lr > float(cfg["explode_lr"]) and step >= int(cfg["explode_after"])
+        metrics = _metrics(step, lr, exploded)
+        if cfg["log_dir"]:
+            line = {
+                "trial_id": trial_id, "step": step, "learning_rate": lr,
+                "batch_size": int(cfg["batch_size"]), "generation": generation,
+                "restored_from": restored_from,
+            }
+            with open(Path(str(cfg["log_dir"]), "steps.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+        with tempfile.TemporaryDirectory() as folder:
+            state = {"step": step, "generation": generation, "learning_rate": lr}
+            Path(folder, "state.json").write_text(json.dumps(state))
+            tune.report(metrics, checkpoint=Checkpoint.from_directory(folder))
+
+
+def read_step_log(log_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The JSON lines written by ``quadratic_trainable`` (one per report), oldest first."""
+    path = Path(log_dir, "steps.jsonl")
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_local_ray() -> None:
+    """Start a small local Ray for tests (2 CPUs, no dashboard), quiet."""
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False,
+            configure_logging=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        )

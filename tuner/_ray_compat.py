@@ -1,0 +1,163 @@
+"""Every use of Ray Tune internals by Smart Tuner, in one place.
+
+Ray Tune has no public API for "pause this trial, give it a new config and resume it from an
+*older* checkpoint". PBT (``ray/tune/schedulers/pbt.py: _exploit``) does it with three moves that
+this module copies, and nothing else in Smart Tuner touches Ray's private state:
+
+1. ``tune_controller.pause_trial(trial, should_checkpoint=False)`` stops the trial's actor without
+   saving (the result that triggered the rollback is the unhealthy one) and marks it PAUSED;
+2. ``trial.set_config(new_config)``;
+3. ``trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(ckpt,
+   metrics)``: when the scheduler picks the paused trial again, Ray restores it from this
+   checkpoint, and ``metrics["training_iteration"]`` becomes the trial's iteration counter.
+
+What Ray 2.60 does around ``on_trial_result`` (read in ``execution/tune_controller.py``):
+a function trainable calling ``tune.report(metrics, checkpoint=c)`` produces one result with
+``should_checkpoint=True``. ``_process_trial_result`` calls the scheduler's ``on_trial_result``
+*first*; only afterwards does it schedule the actor's ``save`` task, which registers ``c`` with the
+trial's checkpoint manager. The trial's next ``train`` call is held back until that save has been
+processed. So inside ``on_trial_result`` for result N, ``trial.checkpoint`` is the checkpoint of
+result N-1 (or older), never the one of result N; :func:`latest_checkpoint` returns it with the
+metrics it was reported with, so the caller can tell which result it belongs to.
+
+``CheckpointConfig(num_to_keep=K)`` deletes all but the K most recent checkpoints (always keeping
+the latest). The last *healthy* checkpoint may be older than that: :func:`protect_checkpoint`
+takes it out of the manager's deletion list, and :func:`release_checkpoint` deletes it once a
+newer healthy one protects the trial. With ``num_to_keep=None`` nothing is ever deleted.
+
+Tested on Ray 2.60.0 by ``tests/test_ray_compat.py``; ``pyproject.toml`` pins the range.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.train import Checkpoint
+from ray.train._internal.session import _TrainingResult
+from ray.tune.experiment import Trial
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "as_checkpoint",
+    "checkpoint_path",
+    "experiment_dir",
+    "latest_checkpoint",
+    "mutate_trial",
+    "num_to_keep",
+    "protect_checkpoint",
+    "release_checkpoint",
+    "will_retry",
+]
+
+def as_checkpoint(checkpoint: Checkpoint | str | Path) -> Checkpoint:
+    """A Ray ``Checkpoint`` from a checkpoint or a local directory path (from saved state)."""
+    if isinstance(checkpoint, Checkpoint):
+        return checkpoint
+    return Checkpoint.from_directory(str(checkpoint))
+
+
+def checkpoint_path(checkpoint: Checkpoint | str | Path) -> str:
+    """The path of a checkpoint on its filesystem, as a plain string."""
+    if isinstance(checkpoint, Checkpoint):
+        return str(checkpoint.path)
+    return str(checkpoint)
+
+
+def experiment_dir(trial: Trial) -> Path:
+    """The experiment folder of ``trial`` where Smart Tuner writes its files.
+
+    On a local storage filesystem this is ``<storage_path>/<experiment name>`` itself, which
+    survives the driver and is where ``Tuner.restore`` looks. On cloud storage it is the driver's
+    local staging folder, which Ray uploads to the storage path periodically.
+    """
+    storage = trial.storage
+    if storage.storage_filesystem.type_name == "local":
+        return Path(storage.experiment_fs_path)
+    return Path(storage.experiment_driver_staging_path)
+
+
+def latest_checkpoint(trial: Trial) -> tuple[Checkpoint, dict[str, Any]] | None:
+    """The trial's most recently registered checkpoint and the metrics reported with it."""
+    result = trial.latest_checkpoint_result
+    if result is None or result.checkpoint is None:
+        return None
+    return result.checkpoint, dict(result.metrics or {})
+
+
+def num_to_keep(trial: Trial) -> int | None:
+    """``CheckpointConfig.num_to_keep`` of the trial (None = keep every checkpoint)."""
+    return trial.run_metadata.checkpoint_manager.checkpoint_config.num_to_keep
+
+
+def will_retry(trial: Trial) -> bool:
+    """True when Ray will restart this errored trial (``FailureConfig(max_failures)`` allows it).
+
+    Valid inside ``on_trial_error``: Ray has already counted the failure then.
+    """
+    return bool(trial.should_recover())
+
+
+def mutate_trial(
+    tune_controller: Any,
+    trial: Trial,
+    new_config: Mapping[str, Any],
+    checkpoint: Checkpoint | str | Path | None,
+    metrics: Mapping[str, Any] | None = None,
+) -> None:
+    """Pause ``trial`` (if running), replace its config and make it resume from ``checkpoint``.
+
+    ``checkpoint=None`` starts the trial from scratch (no restore at all). ``metrics`` are the
+    metrics reported with ``checkpoint``; their ``training_iteration`` becomes the trial's
+    iteration counter again. Call from ``on_trial_result`` and return ``TrialScheduler.NOOP``, or
+    on a PENDING/PAUSED trial (e.g. to re-apply a mutation after ``Tuner.restore``).
+    """
+    if trial.status == Trial.RUNNING:
+        tune_controller.pause_trial(trial, should_checkpoint=False)
+    trial.set_config(dict(new_config))
+    manager = trial.run_metadata.checkpoint_manager
+    if checkpoint is None:
+        manager._latest_checkpoint_result = None
+        trial._restore_checkpoint_result = None
+    else:
+        manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=as_checkpoint(checkpoint), metrics=dict(metrics or {})
+        )
+    trial.invalidate_json_state()
+    trial.run_metadata.invalidate_cache()
+
+
+def protect_checkpoint(trial: Trial, checkpoint: Checkpoint | str | Path) -> None:
+    """Keep ``checkpoint`` from being deleted by ``CheckpointConfig(num_to_keep)``."""
+    path = checkpoint_path(checkpoint)
+    manager = trial.run_metadata.checkpoint_manager
+    manager._checkpoint_results = [
+        r for r in manager._checkpoint_results if checkpoint_path(r.checkpoint) != path
+    ]
+    trial.run_metadata.invalidate_cache()
+
+
+def release_checkpoint(trial: Trial, checkpoint: Checkpoint | str | Path) -> bool:
+    """Delete a protected checkpoint that is no longer needed; returns True if deleted.
+
+    Only when the trial keeps a limited number of checkpoints (``num_to_keep`` set), and never the
+    trial's latest checkpoint or one the checkpoint manager still tracks.
+    """
+    if num_to_keep(trial) is None:
+        return False
+    path = checkpoint_path(checkpoint)
+    manager = trial.run_metadata.checkpoint_manager
+    tracked = {checkpoint_path(r.checkpoint) for r in manager._checkpoint_results}
+    latest = latest_checkpoint(trial)
+    if path in tracked or (latest is not None and checkpoint_path(latest[0]) == path):
+        return False
+    ckpt = as_checkpoint(checkpoint)
+    try:
+        ckpt.filesystem.delete_dir(ckpt.path)
+    except (FileNotFoundError, OSError) as err:  # already gone: nothing to free
+        logger.debug("could not delete released checkpoint %s: %s", path, err)
+        return False
+    return True
