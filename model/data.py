@@ -1,0 +1,363 @@
+"""Datasets in LJSpeech layout: validation, a mel feature cache, the split and the batches.
+
+``root/metadata.csv`` holds ``id|text`` or ``id|text|normalized text`` lines (UTF-8, the
+normalized text is used when present) and ``root/wavs/<id>.wav`` the audio. Features are
+computed once and stored in one ``torch.save`` file, so trials load plain tensors and never
+touch audio code.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from model.audio import AudioConfig, load_wav, mel_spectrogram
+from model.text import CLEANERS, SymbolSet, UnknownCharacterError
+
+__all__ = [
+    "DatasetError", "LoaderError", "Utterance", "read_metadata", "FeatureSet", "prepare_features",
+    "load_features", "features_path", "split_indices", "Batch", "collate", "make_loader",
+]
+
+_CACHE_VERSION = 1
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be used; the message names the file (and metadata line) and the fix."""
+
+
+class LoaderError(ValueError):
+    """A split or loader argument is out of range; the message names it, its value and the fix."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    text: str  # the normalized text when metadata.csv has it, else the text
+    wav_path: Path
+    line: int  # 1-based line in metadata.csv
+
+
+def _metadata_file(root: str | Path) -> Path:
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(
+            f"dataset folder {folder} does not exist; fix: pass an LJSpeech-layout folder "
+            f"(metadata.csv + wavs/) or build one with `smart-tuner corpus {folder}`"
+        )
+    meta = folder / "metadata.csv"
+    if not meta.is_file():
+        raise DatasetError(
+            f"{meta} is missing; fix: add metadata.csv with lines 'id|text|normalized text'"
+        )
+    return meta
+
+
+def read_metadata(root: str | Path) -> list[Utterance]:
+    """Read and validate ``root/metadata.csv`` and the wavs it names; blank lines are skipped.
+
+    Raises DatasetError (naming metadata.csv and the line, or the wav file) for: a missing
+    folder or metadata.csv, a line without 2 or 3 '|'-separated fields, an empty id or text, a
+    repeated id, a missing or unreadable wav, or a wav with no samples.
+    """
+    meta = _metadata_file(root)
+    try:
+        lines = meta.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{meta} cannot be read as UTF-8 text ({e}); fix: save it as UTF-8") from e
+    wavs = meta.parent / "wavs"
+    seen: dict[str, int] = {}
+    out: list[Utterance] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{meta} line {number}"
+        fields = raw.split("|")
+        if len(fields) not in (2, 3):
+            raise DatasetError(
+                f"{where}: expected 2 or 3 '|'-separated fields (id|text|normalized text), "
+                f"got {len(fields)} in {raw[:60]!r}; fix: remove extra '|' or add the text"
+            )
+        uid = fields[0].strip()
+        text = (fields[2] if len(fields) == 3 and fields[2].strip() else fields[1]).strip()
+        if not uid:
+            raise DatasetError(f"{where}: empty id; fix: start the line with the wav's name")
+        if not text:
+            raise DatasetError(f"{where}: empty text for {uid!r}; fix: add its transcript or drop the line")
+        if uid in seen:
+            raise DatasetError(f"{where}: id {uid!r} repeats line {seen[uid]}; fix: keep one line per wav")
+        seen[uid] = number
+        wav = wavs / f"{uid}.wav"
+        _check_wav(wav, where)
+        out.append(Utterance(uid, text, wav, number))
+    if not out:
+        raise DatasetError(f"{meta} has no utterances; fix: add lines 'id|text|normalized text'")
+    return out
+
+
+def _check_wav(wav: Path, where: str) -> None:
+    if not wav.is_file():
+        raise DatasetError(f"{wav} is missing (named at {where}); fix: add the wav or drop the line")
+    try:
+        info = sf.info(str(wav))
+    except Exception as e:  # libsndfile raises its own error types for corrupt files
+        raise DatasetError(
+            f"{wav} is unreadable (named at {where}): {str(e).splitlines()[0]}; fix: re-export it as PCM wav"
+        ) from e
+    if info.frames == 0:
+        raise DatasetError(f"{wav} has no audio samples (named at {where}); fix: replace it or drop the line")
+
+
+@dataclass
+class FeatureSet:
+    """What trials load: encoded texts and log-mels, with the symbols and audio settings used."""
+
+    ids: list[str]
+    texts: list[str]  # cleaned texts, as encoded
+    text_ids: list[torch.Tensor]  # (L,) int64 each, eos included
+    mels: list[torch.Tensor]  # (n_mels, T) float32 each
+    symbols: SymbolSet
+    audio: AudioConfig
+    cleaner: str = "english"  # key of model.text.CLEANERS applied before encoding
+    mel_lengths: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.mel_lengths:
+            self.mel_lengths = [int(m.shape[1]) for m in self.mels]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Clean and encode a new text as the dataset's were: (L,) int64, eos included."""
+        return torch.tensor(self.symbols.encode(CLEANERS[self.cleaner](text)), dtype=torch.long)
+
+
+def _dataset_fingerprint(meta: Path) -> str:
+    """sha1 of metadata.csv and of the names and sizes of the files in wavs/ (no audio decoding)."""
+    h = hashlib.sha1(meta.read_bytes())
+    wavs = meta.parent / "wavs"
+    if wavs.is_dir():
+        for entry in sorted(os.scandir(wavs), key=lambda e: e.name):
+            if entry.is_file():
+                h.update(f"{entry.name}:{entry.stat().st_size};".encode())
+    return h.hexdigest()[:12]
+
+
+def features_path(root: str | Path, audio: AudioConfig = AudioConfig(),
+                  cache_dir: str | Path | None = None, symbols: SymbolSet | None = None) -> Path:
+    """Where the feature cache of this dataset and these settings lives (it may not exist yet):
+    ``<cache_dir or root/.cache>/features-<audio key>-<dataset hash>-<symbols key>.pt``."""
+    meta = _metadata_file(root)
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else meta.parent / ".cache"
+    sym = "auto" if symbols is None else hashlib.sha1("".join(symbols.symbols).encode()).hexdigest()[:8]
+    return folder / f"features-{audio.cache_key()}-{_dataset_fingerprint(meta)}-{sym}.pt"
+
+
+def _choose_text(utts: list[Utterance], symbols: SymbolSet | None) -> tuple[SymbolSet, str, list[str]]:
+    """English symbols and cleaners when every cleaned text fits them; otherwise the basic
+    cleaners and a symbol set built from the dataset's texts (e.g. Russian)."""
+    english = SymbolSet.english()
+    if symbols is None or symbols == english:
+        cleaned = [CLEANERS["english"](u.text) for u in utts]
+        if symbols is not None or all(not english.unknown(t) for t in cleaned):
+            return english, "english", cleaned
+    cleaned = [CLEANERS["basic"](u.text) for u in utts]
+    return symbols or SymbolSet.from_texts(cleaned), "basic", cleaned
+
+
+def _compute(root: str | Path, audio: AudioConfig, symbols: SymbolSet | None, progress: bool) -> dict:
+    utts = read_metadata(root)
+    symbols, cleaner, cleaned = _choose_text(utts, symbols)
+    text_ids: list[torch.Tensor] = []
+    for u, t in zip(utts, cleaned):
+        try:
+            text_ids.append(torch.tensor(symbols.encode(t), dtype=torch.long))  # (L,)
+        except UnknownCharacterError as e:
+            raise DatasetError(f"{u.wav_path.parent.parent / 'metadata.csv'} line {u.line}: {e}") from e
+    mels: list[torch.Tensor] = []
+    for u in tqdm(utts, desc="mel features", unit="utt", disable=not progress):
+        wav = load_wav(u.wav_path, audio.sampling_rate)  # (N,)
+        if wav.size == 0:
+            raise DatasetError(f"{u.wav_path} has no audio samples (named at line {u.line}); fix: replace it")
+        mels.append(torch.from_numpy(mel_spectrogram(wav, audio)))  # (n_mels, T)
+    return {
+        "version": _CACHE_VERSION, "ids": [u.id for u in utts], "texts": cleaned,
+        "text_ids": torch.cat(text_ids), "text_lengths": [len(t) for t in text_ids],
+        "mels": torch.cat(mels, dim=1), "mel_lengths": [int(m.shape[1]) for m in mels],
+        "symbols": list(symbols.symbols), "cleaner": cleaner, "audio": asdict(audio),
+    }
+
+
+def prepare_features(root: str | Path, audio: AudioConfig = AudioConfig(),
+                     cache_dir: str | Path | None = None, symbols: SymbolSet | None = None,
+                     progress: bool = True) -> Path:
+    """Compute the features once and return the cache file; an existing cache is reused.
+
+    The file is written to a temporary name and renamed (os.replace), so a concurrent trial
+    sees either no file or a whole one. ``symbols=None`` picks english() when it covers the
+    dataset, else SymbolSet.from_texts of the dataset.
+    """
+    path = features_path(root, audio, cache_dir, symbols)
+    if path.is_file():
+        return path
+    payload = _compute(root, audio, symbols, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_features(root: str | Path, audio: AudioConfig = AudioConfig(), cache_dir: str | Path | None = None,
+                  symbols: SymbolSet | None = None, progress: bool = False) -> FeatureSet:
+    """prepare_features if the cache is missing, then load it (torch.load, weights_only=True)."""
+    path = prepare_features(root, audio, cache_dir, symbols, progress)
+    d = torch.load(path, weights_only=True)
+    if d.get("version") != _CACHE_VERSION:
+        raise DatasetError(f"{path} is a feature cache of another version; fix: delete it")
+    return FeatureSet(
+        ids=d["ids"], texts=d["texts"],
+        text_ids=list(torch.split(d["text_ids"], d["text_lengths"])),
+        mels=list(torch.split(d["mels"], d["mel_lengths"], dim=1)),
+        symbols=SymbolSet(tuple(d["symbols"])), audio=AudioConfig(**d["audio"]),
+        cleaner=d["cleaner"], mel_lengths=list(d["mel_lengths"]),
+    )
+
+
+def split_indices(n: int, val_fraction: float = 0.05, seed: int = 1234,
+                  min_val: int = 8) -> tuple[list[int], list[int]]:
+    """Deterministic train/validation split of range(n): n_val = max(min_val, round(n *
+    val_fraction)), capped at n - 1 so training keeps at least one utterance. Both sorted."""
+    if n < 2:
+        raise LoaderError(f"split_indices needs n >= 2 utterances, got {n!r}; fix: add utterances")
+    if not 0.0 <= val_fraction < 1.0:
+        raise LoaderError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    n_val = min(max(min_val, round(n * val_fraction)), n - 1)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+@dataclass
+class Batch:
+    text: torch.Tensor  # (B, L_max) int64, padded with 0
+    text_lengths: torch.Tensor  # (B,) int64, sorted descending
+    mels: torch.Tensor  # (B, n_mels, T_max) float32, T_max a multiple of n_frames_per_step
+    mel_lengths: torch.Tensor  # (B,) int64
+    gate_targets: torch.Tensor  # (B, T_max) float32, 1.0 from the last real frame on
+    indices: torch.Tensor | None = None  # (B,) int64, positions in the FeatureSet
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(move(self.text), move(self.text_lengths), move(self.mels),
+                     move(self.mel_lengths), move(self.gate_targets), move(self.indices))
+
+    def __len__(self) -> int:
+        return int(self.text.shape[0])
+
+
+def collate(items: list[tuple[int, torch.Tensor, torch.Tensor]], n_frames_per_step: int = 1) -> Batch:
+    """(index, text_ids (L,), mel (n_mels, T)) items -> Batch, sorted by text length descending."""
+    items = sorted(items, key=lambda it: -len(it[1]))
+    b = len(items)
+    text_lengths = torch.tensor([len(t) for _, t, _ in items], dtype=torch.long)  # (B,)
+    mel_lengths = torch.tensor([m.shape[1] for _, _, m in items], dtype=torch.long)  # (B,)
+    r = n_frames_per_step
+    t_max = -(-int(mel_lengths.max()) // r) * r
+    text = torch.zeros(b, int(text_lengths[0]), dtype=torch.long)  # (B, L_max)
+    mels = torch.zeros(b, items[0][2].shape[0], t_max)  # (B, n_mels, T_max)
+    gate = torch.zeros(b, t_max)  # (B, T_max)
+    for k, (_, t, m) in enumerate(items):
+        text[k, : len(t)] = t
+        mels[k, :, : m.shape[1]] = m
+        gate[k, m.shape[1] - 1 :] = 1.0
+    indices = torch.tensor([i for i, _, _ in items], dtype=torch.long)
+    return Batch(text, text_lengths, mels, mel_lengths, gate, indices)
+
+
+class _Items(Dataset):
+    def __init__(self, features: FeatureSet) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        return i, self.features.text_ids[i], self.features.mels[i]
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar mel length. Each epoch: shuffle the indices (seed + epoch), cut them
+    into buckets of batch_size * 10, sort each bucket by length, cut it into batches, shuffle
+    the batch order. Without shuffle the order is fixed; without bucketing no sorting."""
+
+    def __init__(self, indices: list[int], lengths: list[int], batch_size: int, shuffle: bool,
+                 seed: int, bucket: bool, drop_last: bool) -> None:
+        self.indices, self.lengths = list(indices), lengths
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.bucket, self.drop_last = bucket, drop_last
+        self.epoch = 0
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + epoch)
+        order = list(self.indices)
+        if self.shuffle:
+            rng.shuffle(order)
+        size = self.batch_size * 10 if self.bucket else len(order)
+        batches: list[list[int]] = []
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            if self.bucket:
+                chunk.sort(key=lambda i: -self.lengths[i])
+            batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches(self.epoch)
+        self.epoch += 1
+        return iter(batches)
+
+    def __len__(self) -> int:
+        n = len(self.indices)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def make_loader(features: FeatureSet, indices: list[int], batch_size: int, n_frames_per_step: int = 1,
+                shuffle: bool = True, seed: int = 0, bucket: bool = True,
+                drop_last: bool = False) -> DataLoader:
+    """A DataLoader of Batch over ``features[indices]`` (num_workers=0, see BucketBatchSampler)."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise LoaderError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(n_frames_per_step, int) or n_frames_per_step < 1:
+        raise LoaderError(f"n_frames_per_step must be a positive integer, got {n_frames_per_step!r}")
+    if not indices:
+        raise LoaderError("make_loader got no indices; fix: pass the train or validation split")
+    bad = [i for i in indices if not 0 <= i < len(features)]
+    if bad:
+        raise LoaderError(f"indices {bad[:5]} are outside the {len(features)} utterances")
+    if drop_last and batch_size > len(indices):
+        raise LoaderError(
+            f"batch_size {batch_size} > {len(indices)} utterances with drop_last=True gives no "
+            f"batches; fix: lower batch_size to <= {len(indices)}"
+        )
+    sampler = BucketBatchSampler(indices, features.mel_lengths, batch_size, shuffle, seed, bucket, drop_last)
+    return DataLoader(_Items(features), batch_sampler=sampler, num_workers=0,
+                      collate_fn=functools.partial(collate, n_frames_per_step=n_frames_per_step))
