@@ -1,0 +1,33 @@
+"""Shared fixtures: a small real corpus built with eSpeak NG, and its cached features.
+
+``corpus_dir``: 24 utterances (seed 1) in LJSpeech layout, built once per test session.
+``features``: ``load_features(corpus_dir)`` with the cache in a separate temporary folder.
+Model imports are lazy so test files that need neither fixture do not import torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from model.data import FeatureSet
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-utterance built-in corpus (read-only by convention: copy it before breaking it)."""
+    from model.corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("corpus") / "corpus", n_utterances=24, seed=1,
+                        progress=False)
+
+
+@pytest.fixture(scope="session")
+def features(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FeatureSet:
+    """The mel features of ``corpus_dir`` (English symbols, default AudioConfig)."""
+    from model.data import load_features
+
+    return load_features(corpus_dir, cache_dir=tmp_path_factory.mktemp("features"))
