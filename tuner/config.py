@@ -1,0 +1,412 @@
+"""Smart Tuner configuration: YAML -> validated, frozen dataclasses.
+
+`load_config(path)` reads the packaged defaults (`tuner/config.yaml`), deep-merges the user file
+over them and builds a `SmartConfig`. This module is the only place where YAML becomes config
+objects; the defaults live only in `config.yaml`.
+
+Every mistake a user can make raises `ConfigError` (a `ValueError`) with one line naming the
+file, the field, the bad value and what is allowed, e.g.
+``diagnostics.overfitting.critical_gap must be > 0, got -1 in my.yaml``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
+
+PROBLEM_KINDS: tuple[str, ...] = (
+    "gradient_explosion", "overfitting", "stagnation", "attention_collapse",
+    "gate_collapse", "validation_loss", "training_degradation",
+)
+CONTRACT_METRICS: tuple[str, ...] = (
+    "training.loss", "validation.loss", "grad.norm", "validation.attention_score",
+    "validation.gate_accuracy", "overfitting.gap", "validation.step",
+    "validation.early_stop_fraction", "validation.diagonality",
+)
+ADJUSTMENT_MODES: tuple[str, ...] = ("scale", "shift", "value", "set")
+
+
+class ConfigError(ValueError):
+    """A bad configuration file or value; the message is one line naming file, field, value, fix."""
+
+
+def _gt(x: float) -> dict[str, Any]:
+    return {"gt": x}
+
+
+def _range(lo: float, hi: float) -> dict[str, Any]:
+    return {"ge": lo, "le": hi}
+
+
+# ----------------------------------------------------------------------------- diagnostics
+@dataclass(frozen=True)
+class GradientRule:
+    """grad.norm > warning -> warning; > critical, or NaN/Inf in grad.norm/training.loss -> critical."""
+    enabled: bool = True
+    warning: float = field(default=100.0, metadata=_gt(0))
+    critical: float = field(default=200.0, metadata=_gt(0))
+
+    def _checks(self) -> list[tuple[str, Any, str]]:
+        return [("critical", self.critical, f"must be >= warning ({self.warning})")] \
+            if self.critical < self.warning else []
+
+
+@dataclass(frozen=True)
+class OverfittingRule:
+    """gap > warning_gap -> warning; > critical_gap -> critical; val rising / train falling -> serious."""
+    enabled: bool = True
+    warning_gap: float = field(default=2.0, metadata=_gt(0))
+    critical_gap: float = field(default=5.0, metadata=_gt(0))
+    rising_window: int = field(default=5, metadata={"ge": 2})
+
+    def _checks(self) -> list[tuple[str, Any, str]]:
+        return [("critical_gap", self.critical_gap, f"must be >= warning_gap ({self.warning_gap})")] \
+            if self.critical_gap < self.warning_gap else []
+
+
+@dataclass(frozen=True)
+class StagnationRule:
+    """Improvement of validation.loss over `window` reports < min_delta -> serious; frozen -> serious."""
+    enabled: bool = True
+    window: int = field(default=20, metadata={"ge": 2})
+    min_delta: float = field(default=0.0005, metadata={"ge": 0})
+    critical_window: int = field(default=40, metadata={"ge": 2})
+    frozen_reports: int = field(default=5, metadata={"ge": 2})
+
+    def _checks(self) -> list[tuple[str, Any, str]]:
+        return [("critical_window", self.critical_window, f"must be >= window ({self.window})")] \
+            if self.critical_window < self.window else []
+
+
+@dataclass(frozen=True)
+class AttentionRule:
+    """attention_score < warning -> warning; < critical -> critical; degrading -> warning."""
+    enabled: bool = True
+    warning: float = field(default=0.3, metadata=_range(0, 1))
+    critical: float = field(default=0.05, metadata=_range(0, 1))
+    degrading_window: int = field(default=5, metadata={"ge": 2})
+    degrading_drop: float = field(default=0.1, metadata=_gt(0))
+
+    def _checks(self) -> list[tuple[str, Any, str]]:
+        return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
+            if self.critical > self.warning else []
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """gate_accuracy < warning -> warning; < critical -> critical; early_stop_fraction > x -> serious."""
+    enabled: bool = True
+    warning: float = field(default=0.4, metadata=_range(0, 1))
+    critical: float = field(default=0.1, metadata=_range(0, 1))
+    early_stop_fraction: float = field(default=0.5, metadata=_range(0, 1))
+
+    def _checks(self) -> list[tuple[str, Any, str]]:
+        return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
+            if self.critical > self.warning else []
+
+
+@dataclass(frozen=True)
+class ValidationLossRule:
+    """validation.loss > critical, NaN or Inf -> critical."""
+    enabled: bool = True
+    critical: float = field(default=100.0, metadata=_gt(0))
+
+
+@dataclass(frozen=True)
+class DegradationRule:
+    """(initial - current) / initial training.loss < critical -> critical."""
+    enabled: bool = True
+    critical: float = field(default=-0.1, metadata={"lt": 0})
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    history_size: int = field(default=200, metadata={"ge": 2})
+    serious_after: int = field(default=3, metadata={"ge": 1})
+    serious_problems_for_restart: int = field(default=3, metadata={"ge": 1})
+    gradient_explosion: GradientRule = GradientRule()
+    overfitting: OverfittingRule = OverfittingRule()
+    stagnation: StagnationRule = StagnationRule()
+    attention: AttentionRule = AttentionRule()
+    gate: GateRule = GateRule()
+    validation_loss: ValidationLossRule = ValidationLossRule()
+    training_degradation: DegradationRule = DegradationRule()
+
+
+# ----------------------------------------------------------------------------- recovery
+@dataclass(frozen=True)
+class Adjustment:
+    """One hyperparameter change of a recovery action (see config.yaml `training_recovery.actions`).
+
+    mode "scale": new = old * f, f in [low, high]; "shift": new = old + d, d in [low, high];
+    "value": new in [low, high]; "set": new = `value`. Then clamp to [min, max]; integer rounds down.
+    """
+    param: str
+    mode: str
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    default: Any = None
+    value: Any = None
+
+    @property
+    def sampled(self) -> bool:
+        """True when the region is an interval an Optuna study picks from (not a fixed change)."""
+        return self.mode != "set" and self.high > self.low
+
+
+@dataclass(frozen=True)
+class TrainingRecovery:
+    enabled: bool = True
+    min_training_time: float = field(default=600.0, metadata={"ge": 0})
+    min_validation_steps: int = field(default=3, metadata={"ge": 0})
+    max_recoveries_per_trial: int = field(default=3, metadata={"ge": 0})
+    actions: dict[str, tuple[Adjustment, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    enabled: bool = True
+    metric: str = "validation.loss"
+    patience: int = field(default=60, metadata={"ge": 1})
+    min_delta: float = field(default=0.001, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class OptunaSettings:
+    storage: str | None = None
+    study_name: str = "smart-tuner-recovery"
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class SmartConfig:
+    diagnostics: Diagnostics = Diagnostics()
+    training_recovery: TrainingRecovery = TrainingRecovery()
+    early_stopping: EarlyStopping = EarlyStopping()
+    metrics: dict[str, str | None] = field(default_factory=dict)   # contract name -> reported name
+    optuna: OptunaSettings = OptunaSettings()
+
+    def metric_name(self, contract_name: str) -> str | None:
+        """The name the trainable reports for `contract_name` (None = not reported)."""
+        return self.metrics.get(contract_name, contract_name)
+
+
+# ----------------------------------------------------------------------------- loading
+def load_config(path: str | Path | None = None) -> SmartConfig:
+    """Packaged defaults, with the YAML file at `path` (if any) deep-merged over them."""
+    data = _read_yaml(DEFAULTS_PATH)
+    source = str(DEFAULTS_PATH)
+    if path is not None:
+        data = deep_merge(data, _read_yaml(Path(path)))
+        source = str(path)
+    return _build_config(data, source)
+
+
+def config_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> SmartConfig:
+    """The packaged defaults with the nested dict `d` deep-merged over them."""
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"config must be a mapping, got {type(d).__name__} in {source}")
+    return _build_config(deep_merge(_read_yaml(DEFAULTS_PATH), d), source)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `over` merged in: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass an existing YAML file "
+                          "(or no file to use the defaults)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"YAML syntax error in {where}: {problem}; fix the YAML syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping (sections diagnostics, training_recovery, "
+                          f"...), got {type(data).__name__}")
+    return data
+
+
+def _build_config(data: Mapping[str, Any], source: str) -> SmartConfig:
+    data = dict(data)
+    recovery = dict(_mapping(data.get("training_recovery", {}), "training_recovery", source))
+    actions = recovery.pop("actions", {})
+    metrics = data.pop("metrics", {})
+    data["training_recovery"] = recovery
+    cfg = _build(SmartConfig, data, "", source)
+    return dataclasses.replace(
+        cfg,
+        training_recovery=dataclasses.replace(
+            cfg.training_recovery, actions=_build_actions(actions, source)),
+        metrics=_build_metrics(metrics, source),
+    )
+
+
+def _mapping(value: Any, where: str, source: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {value!r} ({type(value).__name__}) in {source}")
+    return value
+
+
+def _unknown(key: Any, allowed: typing.Iterable[str], where: str, source: str) -> ConfigError:
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+    return ConfigError(f"unknown key {where}{key} in {source}; {hint}")
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    """Build dataclass `cls` from mapping `data`, checking keys, types and ranges."""
+    data = _mapping(data, prefix.rstrip(".") or "config", source)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown(key, fields, prefix, source)
+        where = f"{prefix}{key}"
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, where + ".", source)
+        else:
+            kwargs[key] = _convert(value, hint, where, source)
+            _check_range(kwargs[key], fields[key].metadata, where, source)
+    obj = cls(**kwargs)
+    for name, value, problem in getattr(obj, "_checks", lambda: [])():
+        raise ConfigError(f"{prefix}{name} {problem}, got {value!r} in {source}")
+    return obj
+
+
+def _convert(value: Any, hint: Any, where: str, source: str) -> Any:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional and value is None:
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r} in {source}")
+    if base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be an integer, got {value!r} ({type(value).__name__}) in {source}")
+    if base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise ConfigError(f"{where} must be a finite number, got {value!r} ({type(value).__name__}) "
+                          f"in {source}")
+    if base is str:
+        if isinstance(value, str) and value:
+            return value
+        none = " or null" if optional else ""
+        raise ConfigError(f"{where} must be a non-empty string{none}, got {value!r} in {source}")
+    raise ConfigError(f"{where} has an unsupported value {value!r} in {source}")  # pragma: no cover
+
+
+_COMPARISONS = {"gt": (">", lambda v, b: v > b), "ge": (">=", lambda v, b: v >= b),
+                "lt": ("<", lambda v, b: v < b), "le": ("<=", lambda v, b: v <= b)}
+
+
+def _check_range(value: Any, metadata: Mapping[str, Any], where: str, source: str) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    for key, bound in metadata.items():
+        symbol, ok = _COMPARISONS[key]
+        if not ok(value, bound):
+            raise ConfigError(f"{where} must be {symbol} {bound}, got {value!r} in {source}")
+
+
+def _build_metrics(data: Any, source: str) -> dict[str, str | None]:
+    data = _mapping(data, "metrics", source)
+    out: dict[str, str | None] = {name: name for name in CONTRACT_METRICS}
+    for key, value in data.items():
+        if key not in CONTRACT_METRICS:
+            raise _unknown(key, CONTRACT_METRICS, "metrics.", source)
+        out[key] = _convert(value, str | None, f"metrics.{key}", source)
+    return out
+
+
+_ADJUSTMENT_KEYS = ("scale", "shift", "value", "set", "log", "min", "max", "integer", "default")
+
+
+def _build_actions(data: Any, source: str) -> dict[str, tuple[Adjustment, ...]]:
+    data = _mapping(data, "training_recovery.actions", source)
+    out: dict[str, tuple[Adjustment, ...]] = {}
+    for kind, params in data.items():
+        if kind not in PROBLEM_KINDS:
+            raise _unknown(kind, PROBLEM_KINDS, "training_recovery.actions.", source)
+        where = f"training_recovery.actions.{kind}"
+        adjustments = []
+        for param, spec in _mapping(params, where, source).items():
+            if spec is not None:   # null removes an adjustment
+                adjustments.append(_build_adjustment(str(param), spec, f"{where}.{param}", source))
+        out[kind] = tuple(adjustments)
+    return out
+
+
+def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustment:
+    spec = _mapping(spec, where, source)
+    for key in spec:
+        if key not in _ADJUSTMENT_KEYS:
+            raise _unknown(key, _ADJUSTMENT_KEYS, where + ".", source)
+    modes = [m for m in ADJUSTMENT_MODES if m in spec]
+    if len(modes) != 1:
+        raise ConfigError(f"{where} must have exactly one of scale/shift/value/set, got {sorted(spec)!r} "
+                          f"in {source}")
+    mode = modes[0]
+    opt = {k: _convert(spec[k], float | None, f"{where}.{k}", source) for k in ("min", "max") if k in spec}
+    flags = {k: _convert(spec[k], bool, f"{where}.{k}", source) for k in ("log", "integer") if k in spec}
+    if mode == "set":
+        return Adjustment(param, mode, value=spec["set"], default=spec.get("default"), **opt, **flags)
+    bounds = spec[mode]
+    if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+        raise ConfigError(f"{where}.{mode} must be a list [low, high] of two numbers, got {bounds!r} "
+                          f"in {source}")
+    low, high = float(bounds[0]), float(bounds[1])
+    if high < low:
+        raise ConfigError(f"{where}.{mode} must have low <= high, got {list(bounds)!r} in {source}")
+    if mode == "scale" and low <= 0:
+        raise ConfigError(f"{where}.scale factors must be > 0, got {list(bounds)!r} in {source}")
+    if flags.get("log") and low <= 0:
+        raise ConfigError(f"{where}.log needs a region above 0, got {list(bounds)!r} in {source}")
+    default = spec.get("default")
+    if default is not None:
+        default = _convert(default, float, f"{where}.default", source)
+    return Adjustment(param, mode, low=low, high=high, default=default, **opt, **flags)
+
+
+__all__ = [
+    "Adjustment", "AttentionRule", "ConfigError", "DegradationRule", "Diagnostics", "EarlyStopping",
+    "GateRule", "GradientRule", "OptunaSettings", "OverfittingRule", "SmartConfig", "StagnationRule",
+    "TrainingRecovery", "ValidationLossRule", "config_from_dict", "deep_merge", "load_config",
+    "CONTRACT_METRICS", "PROBLEM_KINDS",
+]

@@ -1,0 +1,156 @@
+"""History: the bounded per-trial window of reported metrics that the detection rules read.
+
+Results are kept oldest first as dicts of plain floats (non-numeric values are dropped; NaN and
+Inf are kept, they are the signal). The window holds at most `maxlen` results; the first finite
+training loss ever recorded is kept separately (`initial_training_loss`) so the degradation rule
+still sees it after the window has rolled. Metrics are looked up by their contract name
+(ARCHITECTURE.md) through the config's name map, so a trainable may report other names.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, Iterable, Iterator, Mapping
+
+from tuner.config import SmartConfig
+
+TRAINING_LOSS = "training.loss"
+VALIDATION_STEP = "validation.step"
+
+
+class MissingMetricError(KeyError, ValueError):
+    """A rule needs a metric the trial did not report; the message lists what it did report."""
+
+    def __init__(self, metric: str, reported_as: str, reported: Iterable[str]) -> None:
+        names = ", ".join(sorted(reported)) or "nothing"
+        alias = f" (reported as {reported_as!r})" if reported_as != metric else ""
+        self.message = (f"metric {metric!r}{alias} missing from the trial's result; the trial reported: "
+                        f"{names}. Report it, or map/disable it in the config section `metrics`")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:   # KeyError would quote the message
+        return self.message
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class History:
+    """Bounded window of one trial's results (plain floats), oldest first.
+
+    `names` maps contract metric names to the names the trainable reports (None = not reported).
+    """
+
+    def __init__(self, maxlen: int = 200, names: Mapping[str, str | None] | None = None) -> None:
+        if maxlen < 1:
+            raise ValueError(f"History maxlen must be >= 1, got {maxlen!r}")
+        self.maxlen = maxlen
+        self.names: dict[str, str | None] = dict(names or {})
+        self._results: deque[dict[str, float]] = deque(maxlen=maxlen)
+        self.initial_training_loss: float | None = None
+        self.total_reports = 0
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def for_config(cls, cfg: SmartConfig) -> History:
+        return cls(cfg.diagnostics.history_size, cfg.metrics)
+
+    @classmethod
+    def from_results(cls, results: Iterable[Mapping[str, Any]], cfg: SmartConfig | None = None,
+                     maxlen: int | None = None) -> History:
+        """A History holding `results` (oldest first); window size and name map from `cfg`."""
+        results = list(results)
+        size = maxlen or (cfg.diagnostics.history_size if cfg else max(len(results), 1))
+        history = cls(size, cfg.metrics if cfg else None)
+        for result in results:
+            history.append(result)
+        return history
+
+    def append(self, result: Mapping[str, Any]) -> None:
+        """Record one result; keeps numeric values as floats (NaN/Inf kept as they are)."""
+        clean = {str(k): f for k, v in result.items() if (f := _as_float(v)) is not None}
+        self._results.append(clean)
+        self.total_reports += 1
+        name = self.reported_name(TRAINING_LOSS)
+        loss = clean.get(name) if name else None
+        if self.initial_training_loss is None and loss is not None and math.isfinite(loss):
+            self.initial_training_loss = loss
+
+    def reset(self, keep_initial: bool = True) -> None:
+        """Empty the window (after a rollback); keep the initial training loss unless told not to."""
+        self._results.clear()
+        if not keep_initial:
+            self.initial_training_loss = None
+
+    # ---------------------------------------------------------------- lookup
+    def reported_name(self, metric: str) -> str | None:
+        return self.names.get(metric, metric)
+
+    def enabled(self, metric: str) -> bool:
+        """False when the config maps `metric` to null (the trainable does not report it)."""
+        return self.reported_name(metric) is not None
+
+    def has(self, metric: str) -> bool:
+        """True when the latest result carries `metric`."""
+        name = self.reported_name(metric)
+        return bool(self._results) and name is not None and name in self._results[-1]
+
+    def series(self, metric: str, last: int | None = None) -> list[float]:
+        """Values of `metric` over the window (or its `last` results), oldest first.
+
+        Raises MissingMetricError when one of those results lacks it.
+        """
+        name = self.reported_name(metric)
+        results = list(self._results)[-last:] if last else list(self._results)
+        out = []
+        for result in results:
+            if name is None or name not in result:
+                raise MissingMetricError(metric, name or "null", result.keys())
+            out.append(result[name])
+        return out
+
+    def latest(self, metric: str) -> float:
+        """The latest value of `metric` (MissingMetricError when absent)."""
+        return self.series(metric, last=1)[0]
+
+    def optional_series(self, metric: str, last: int | None = None) -> list[float]:
+        """Values of an optional metric from the results that carry it (no error when absent)."""
+        name = self.reported_name(metric)
+        results = list(self._results)[-last:] if last else list(self._results)
+        return [r[name] for r in results if name is not None and name in r]
+
+    @property
+    def step(self) -> int:
+        """The latest `validation.step` (the count of reports so far when not reported)."""
+        name = self.reported_name(VALIDATION_STEP)
+        if self._results and name and name in self._results[-1]:
+            value = self._results[-1][name]
+            if math.isfinite(value):
+                return int(value)
+        return self.total_reports
+
+    # ---------------------------------------------------------------- container protocol
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        return iter(list(self._results))
+
+    def __getitem__(self, index: int) -> dict[str, float]:
+        return self._results[index]
+
+    # ---------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {"maxlen": self.maxlen, "results": [dict(r) for r in self._results],
+                "initial_training_loss": self.initial_training_loss, "total_reports": self.total_reports}
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        self._results = deque((dict(r) for r in d["results"]), maxlen=self.maxlen)
+        self.initial_training_loss = d.get("initial_training_loss")
+        self.total_reports = int(d.get("total_reports", len(self._results)))

@@ -1,0 +1,171 @@
+"""Policy: a trial's problems + guards + budget -> Decision (continue / mutate / restart / stop).
+
+`TrialMonitor` is the per-trial state machine the scheduler drives (one per trial, no Ray):
+`observe(result, now)` records the result, runs the rules and decides:
+
+1. Recovery is called for by any critical problem, or by at least
+   `diagnostics.serious_problems_for_restart` serious ones at once. Warnings never intervene.
+2. Guards: before `min_training_time` seconds and `min_validation_steps` reports, recovery
+   triggered by slow-to-judge rules (attention, gate, stagnation, overfitting, degradation,
+   validation loss, serious grad-norm) is held back, since early training legitimately looks bad.
+   Non-finite values and a grad.norm above the critical limit are unambiguous and are acted on
+   at once: waiting only trains a broken model longer.
+3. Action: "restart" (from scratch) when nothing healthy exists to roll back to (no result
+   without a critical problem since the trial (re)started), for validation loss > limit,
+   training degradation, or critical attention collapse before any healthy report; "mutate"
+   (roll back to the last healthy checkpoint with new hyperparameters) otherwise.
+4. Budget: a trial that needs a recovery after `max_recoveries_per_trial` is stopped, with the reason.
+   `training_recovery.enabled: false` never mutates or restarts.
+5. Early stopping: no improvement of `early_stopping.metric` by `min_delta` for `patience`
+   reports -> "stop" (checked after recovery, so a sick trial is repaired rather than stopped).
+
+After the scheduler has rolled the trial back it calls `rolled_back(now)`: the window restarts so
+stale evidence does not fire again, and the recovery count goes up.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from tuner.config import SmartConfig
+from tuner.history import History
+from tuner.rules import Problem, diagnose
+
+ACTIONS = ("continue", "mutate", "restart", "stop")
+# Problem kinds whose recovery is a restart from scratch (the model itself is unusable).
+RESTART_KINDS = frozenset({"validation_loss", "training_degradation"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str                      # "continue" | "mutate" | "restart" | "stop"
+    reasons: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    healthy: bool                    # no critical problem in this result (its checkpoint may be rolled back to)
+
+    @property
+    def intervenes(self) -> bool:
+        return self.action != "continue"
+
+
+def _unambiguous(problem: Problem) -> bool:
+    """Non-finite values and grad.norm above the critical limit: never held back by the guards."""
+    if problem.severity != "critical":
+        return False
+    return not math.isfinite(problem.value) or problem.kind == "gradient_explosion"
+
+
+class TrialMonitor:
+    """History, early-stopping and recovery-budget state of one trial, and its decisions."""
+
+    def __init__(self, cfg: SmartConfig, start_time: float) -> None:
+        self.cfg = cfg
+        self.history = History.for_config(cfg)
+        self.start_time = float(start_time)
+        self.recoveries = 0
+        self.ever_healthy = False            # a healthy result since the trial (re)started
+        self.best: float | None = None       # best early-stopping metric so far
+        self.reports_since_best = 0
+        self.last_action = "continue"
+
+    # ------------------------------------------------------------------ decide
+    def observe(self, result: Mapping[str, Any], now: float) -> Decision:
+        """Record `result`, diagnose the window and decide what happens to the trial."""
+        self.history.append(result)
+        problems = tuple(diagnose(self.history, self.cfg))
+        healthy = not any(p.severity == "critical" for p in problems)
+        self.ever_healthy = self.ever_healthy or healthy
+        self._track_best()
+        action, reasons = self._decide(problems, now)
+        self.last_action = action
+        return Decision(action, tuple(reasons), problems, healthy)
+
+    def _decide(self, problems: tuple[Problem, ...], now: float) -> tuple[str, list[str]]:
+        rec = self.cfg.training_recovery
+        critical = [p for p in problems if p.severity == "critical"]
+        serious = [p for p in problems if p.severity == "serious"]
+        trigger = critical or (serious if len(serious) >= self.cfg.diagnostics.serious_problems_for_restart
+                               else [])
+        reasons = [p.message for p in problems]
+        if trigger and rec.enabled:
+            elapsed, steps = now - self.start_time, self.history.step
+            guarded = elapsed < rec.min_training_time or steps < rec.min_validation_steps
+            acting = [p for p in trigger if not guarded or _unambiguous(p)]
+            if not acting:
+                return "continue", reasons + [
+                    f"recovery held back by the guards: {elapsed:.0f} s of {rec.min_training_time:.0f} s, "
+                    f"validation {steps} of {rec.min_validation_steps}"]
+            if self.recoveries >= rec.max_recoveries_per_trial:
+                return "stop", reasons + [
+                    f"recovery budget spent: {self.recoveries} of {rec.max_recoveries_per_trial} recoveries "
+                    f"used, and {acting[0].kind} needs another"]
+            action = self._recovery_action(acting)
+            why = "critical problem" if critical else f"{len(serious)} serious problems"
+            return action, reasons + [f"{action}: {why} ({', '.join(sorted({p.kind for p in acting}))})"]
+        stop = self._early_stop_reason()
+        if stop:
+            return "stop", reasons + [stop]
+        return "continue", reasons
+
+    def _recovery_action(self, acting: list[Problem]) -> str:
+        if not self.ever_healthy:
+            return "restart"      # critical since the first report: nothing healthy to roll back to
+        if any(p.kind in RESTART_KINDS for p in acting):
+            return "restart"
+        return "mutate"
+
+    # ------------------------------------------------------------------ early stopping
+    def _track_best(self) -> None:
+        es = self.cfg.early_stopping
+        if not es.enabled or not self.history.has(es.metric):
+            return
+        value = self.history.latest(es.metric)
+        if math.isfinite(value) and (self.best is None or value < self.best - es.min_delta):
+            self.best, self.reports_since_best = value, 0
+        else:
+            self.reports_since_best += 1
+
+    def _early_stop_reason(self) -> str | None:
+        es = self.cfg.early_stopping
+        if not es.enabled or self.reports_since_best < es.patience:
+            return None
+        best = "none" if self.best is None else f"{self.best:.4g}"
+        return (f"early stopping: {es.metric} did not improve on its best {best} by {es.min_delta} "
+                f"for {self.reports_since_best} reports (patience {es.patience})")
+
+    # ------------------------------------------------------------------ rollback
+    def rolled_back(self, now: float, action: str | None = None) -> None:
+        """The trial was rolled back (mutate) or restarted: count it and restart the window.
+
+        `action` defaults to the last decision's action. After a restart from scratch the
+        initial training loss, the healthy flag and the guard clock start over as well.
+        """
+        action = action or self.last_action
+        self.recoveries += 1
+        self.reports_since_best = 0
+        restart = action == "restart"
+        self.history.reset(keep_initial=not restart)
+        if restart:
+            self.ever_healthy = False
+            self.start_time = float(now)
+        self.last_action = "continue"
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able state (floats may be NaN/Inf, which Python's json round-trips)."""
+        return {"history": self.history.state_dict(), "start_time": self.start_time,
+                "recoveries": self.recoveries, "ever_healthy": self.ever_healthy, "best": self.best,
+                "reports_since_best": self.reports_since_best, "last_action": self.last_action}
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        self.history.load_state_dict(d["history"])
+        self.start_time = float(d["start_time"])
+        self.recoveries = int(d["recoveries"])
+        self.ever_healthy = bool(d["ever_healthy"])
+        self.best = d["best"]
+        self.reports_since_best = int(d["reports_since_best"])
+        self.last_action = str(d.get("last_action", "continue"))
+
+
+__all__ = ["ACTIONS", "Decision", "TrialMonitor"]
