@@ -1,0 +1,98 @@
+"""Checkpoint files of ``train_tts`` and the RNG states inside them.
+
+A checkpoint is one file, ``checkpoint.pt``, holding a dict of tensors and plain Python types
+only, so ``torch.load(path, weights_only=True)`` reads it:
+
+``format`` (int), ``model`` / ``optimizer`` / ``scaler`` (state dicts), ``schedule``
+(``{"start_step"}``), ``step``, ``validation_step``, ``epoch``, ``batch_in_epoch``,
+``batch_size``, ``restart_generation``, ``nan_skips``, ``restored_from_nan``,
+``initial_learning_rate``, ``best`` (``{metric: float}``), ``rng`` (see ``capture_rng``).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "FORMAT",
+    "capture_rng",
+    "restore_rng",
+    "save_checkpoint",
+    "load_checkpoint",
+    "to_bytes",
+    "from_bytes",
+]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+
+def capture_rng() -> dict[str, Any]:
+    """RNG states as weights_only-safe values.
+
+    ``torch``: ByteTensor; ``cuda``: list of ByteTensors (empty without CUDA); ``numpy``:
+    ``{"keys": uint32 tensor as int64, "pos", "has_gauss", "cached_gaussian"}``;
+    ``python``: ``{"version", "state": list[int], "gauss": float | None}``.
+    """
+    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # MT19937 always
+    version, state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "state": list(state), "gauss": gauss},
+    }
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    """Set the torch, CUDA (when both sides have it), numpy and python RNGs from ``capture_rng``."""
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    npst = rng["numpy"]
+    np.random.set_state(
+        ("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+         npst["cached_gaussian"])
+    )
+    py = rng["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+
+
+def save_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:
+    """Write ``state`` to ``directory/checkpoint.pt`` and return the file's path."""
+    path = Path(directory) / CHECKPOINT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def load_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """Read ``directory/checkpoint.pt`` with ``weights_only=True`` onto the CPU."""
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CHECKPOINT_FILE} in checkpoint folder {str(directory)!r}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def to_bytes(state: dict[str, Any]) -> bytes:
+    """The checkpoint as bytes (the in-process copy used to recover from non-finite weights)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes) -> dict[str, Any]:
+    """Inverse of ``to_bytes`` (weights_only, CPU)."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

@@ -1,0 +1,54 @@
+"""Fault injection for tests and benchmarks: the trial config's ``inject`` mapping.
+
+Keys (step S is the optimizer step after which ``training.step`` == S, counted from 1):
+
+- ``nan_at_step: S`` — the loss of step S is multiplied by NaN, so its gradients are NaN: the
+  step is skipped (``nan_skips`` + 1) and ``grad.norm`` of that interval is NaN.
+- ``explode_after_step: S`` (alias ``explode_lr_after_step``) — from step S on, while the trial's
+  configured ``learning_rate`` is above ``explode_lr_threshold``, gradients are multiplied by
+  ``explode_factor`` (default 1e4) before clipping, so ``grad.norm`` explodes. A recovery that
+  lowers the learning rate to the threshold or below cures it.
+- ``explode_lr_threshold`` — default: 0.75 x the learning rate the trial first trained with
+  (kept in its checkpoint), so halving the LR cures an explosion; 0 makes it incurable by LR.
+- ``nan_params_at_step: S`` — after step S's update one weight becomes NaN: the loop restores
+  the last checkpoint in-process (``restored_from_nan`` + 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["FaultInjector"]
+
+DEFAULT_EXPLODE_FACTOR = 1e4
+DEFAULT_THRESHOLD_RATIO = 0.75
+
+
+@dataclass(frozen=True)
+class FaultInjector:
+    """Answers, per step, which fault (if any) the loop applies."""
+
+    inject: Mapping[str, float]
+    learning_rate: float  # the trial's current configured (peak) learning rate
+    initial_learning_rate: float  # the learning rate it first trained with
+
+    def loss_factor(self, step: int) -> float:
+        """NaN at ``nan_at_step``, else 1.0."""
+        return float("nan") if self.inject.get("nan_at_step") == step else 1.0
+
+    def grad_factor(self, step: int) -> float:
+        """``explode_factor`` from ``explode_after_step`` on while LR > threshold, else 1.0."""
+        onset = self.inject.get("explode_after_step", self.inject.get("explode_lr_after_step"))
+        if onset is None or step < onset:
+            return 1.0
+        threshold = self.inject.get(
+            "explode_lr_threshold", DEFAULT_THRESHOLD_RATIO * self.initial_learning_rate
+        )
+        if self.learning_rate <= threshold:
+            return 1.0
+        return float(self.inject.get("explode_factor", DEFAULT_EXPLODE_FACTOR))
+
+    def corrupt_params(self, step: int) -> bool:
+        """True at ``nan_params_at_step``."""
+        return self.inject.get("nan_params_at_step") == step

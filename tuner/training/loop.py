@@ -1,0 +1,292 @@
+"""The training loop inside one trial: build, restore, train, validate, report, checkpoint.
+
+Per step (``step`` counts optimizer steps from the last fresh start):
+1. ``lr = schedule.lr(learning_rate, step)`` on every param group;
+2. forward + ``Tacotron2Loss`` under autocast (CUDA + ``amp`` only), backward (GradScaler for fp16);
+3. ``grad.norm`` = the pre-clip norm returned by ``clip_grad_norm_(params, grad_clip_thresh)``;
+4. a non-finite loss or norm skips the step (``zero_grad``, no optimizer step, ``nan_skips`` + 1);
+5. non-finite parameters after the step -> model, optimizer and scaler go back to the last
+   checkpoint in-process (``restored_from_nan`` + 1; step count, data position and RNGs go on, so
+   the same batch is not replayed); more than ``max_nan_restores`` between two reports fails
+   the trial with ``NonFiniteParametersError``.
+Every ``validation_interval`` steps (and at ``max_steps``): validate, checkpoint, report.
+
+Restore: the checkpoint's state is loaded, then the trial's *current* config is applied (LR via
+the schedule, weight decay on the param groups, dropout, loss weights, gate threshold, clip
+threshold, batch size). ``reset_attention`` / ``lr_restart`` act when the config differs from
+the one the checkpoint was saved under (a scheduler mutation), so a plain resume does not repeat
+them. A checkpoint of an older ``_restart_generation`` is ignored: fresh start with seed +
+generation; only its ``validation.step`` count carries on, so reports stay monotonic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.data import load_features, make_loader, split_indices
+from model.loss import Tacotron2Loss
+from model.tacotron2 import Tacotron2, Tacotron2Config
+from tuner.training.batches import EpochBatches, isolated_rng
+from tuner.training.checkpoint import FORMAT, capture_rng, from_bytes, load_checkpoint, restore_rng
+from tuner.training.evaluate import ValidationSample, validate
+from tuner.training.faults import FaultInjector
+from tuner.training.reporting import Reporter
+from tuner.training.schedule import LRSchedule
+from tuner.training.session import TrialSession
+from tuner.training.settings import TrainSettings
+from tuner.training.stats import IntervalStats
+
+__all__ = ["Trainer", "NonFiniteParametersError", "config_fingerprint"]
+
+
+class NonFiniteParametersError(RuntimeError):
+    """Parameters kept turning non-finite after in-process restores."""
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """A stable string of the trial config (compared on restore to spot a mutation)."""
+    return json.dumps(dict(config), sort_keys=True, default=str)
+
+
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+class Trainer:
+    """One trial's training: ``Trainer(settings, session, config).run()``."""
+
+    def __init__(self, settings: TrainSettings, session: TrialSession, config: Mapping[str, Any]) -> None:
+        self.s = settings
+        self.session = session
+        self.fingerprint = config_fingerprint(config)
+        threads = settings.num_threads or session.num_cpus()
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = _device(settings.device)
+        self.amp = settings.amp if self.device.type == "cuda" else "none"
+        if self.amp == "bf16" and not torch.cuda.is_bf16_supported():
+            self.amp = "fp16"
+        self.features = load_features(settings.data_dir, cache_dir=settings.cache_dir)
+        self.train_idx, self.val_idx = split_indices(
+            len(self.features.ids), settings.val_fraction, settings.split_seed
+        )
+        self.step = self.validation_step = self.nan_skips = self.restored_from_nan = 0
+        self.restores_since_report = 0
+        self.best: dict[str, float] = {}
+        self.initial_learning_rate = settings.learning_rate
+        self.last_sample: ValidationSample | None = None
+        self.last_metrics: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- build / restore
+    def _build(self, seed: int) -> None:
+        seed_all(seed)
+        overrides = {"n_mels": self.features.audio.n_mels, **self.s.model}
+        cfg = Tacotron2Config.preset(self.s.preset, n_symbols=len(self.features.symbols), **overrides)
+        self.model = Tacotron2(cfg).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.s.learning_rate, weight_decay=self.s.weight_decay
+        )
+        self.criterion = Tacotron2Loss()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+        self.schedule = LRSchedule(
+            self.s.lr_schedule, self.s.warmup_steps, self.s.lr_decay_steps, self.s.min_lr_ratio
+        )
+        self.batches = EpochBatches(
+            self.features, self.train_idx, self.s.batch_size, cfg.n_frames_per_step, seed
+        )
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step = int(state["step"])
+        self.nan_skips, self.restored_from_nan = int(state["nan_skips"]), int(state["restored_from_nan"])
+        self.initial_learning_rate = float(state["initial_learning_rate"])
+        self.best = dict(state["best"])
+        if int(state["batch_size"]) == self.s.batch_size:
+            self.batches.seek(state["epoch"], state["batch_in_epoch"])
+        else:  # a new batch size: the old position means nothing in the new order
+            self.batches.seek(int(state["epoch"]) + 1, 0)
+        restore_rng(state["rng"])
+        if state["config_fingerprint"] != self.fingerprint:  # resumed under a mutated config
+            if self.s.reset_attention:
+                self.model.reset_attention()
+            if self.s.lr_restart:
+                self.schedule.restart(self.step)
+
+    def _apply_config(self) -> None:
+        """The trial's current hyperparameters onto model, optimizer and loss."""
+        self.model.set_dropout(self.s.dropout)
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = self.s.weight_decay
+            group["lr"] = self.schedule.lr(self.s.learning_rate, self.step)
+        self.criterion.gate_pos_weight = self.s.gate_pos_weight
+        self.criterion.gate_loss_weight = self.s.gate_loss_weight
+        self.criterion.guided_attention_weight = self.s.guided_attention_weight
+        self.faults = FaultInjector(self.s.inject, self.s.learning_rate, self.initial_learning_rate)
+
+    def setup(self) -> None:
+        """Build everything and restore from the session's checkpoint when it is usable."""
+        with self.session.checkpoint_dir() as folder:
+            state = load_checkpoint(folder) if folder is not None else None
+        if state is not None and int(state["restart_generation"]) < self.s.restart_generation:
+            self.validation_step = int(state["validation_step"])
+            state = None
+        seed = self.s.seed + self.s.restart_generation
+        self._build(seed)
+        if state is not None:
+            self._load(state)
+            self.validation_step = int(state["validation_step"])
+        self._apply_config()
+        with isolated_rng(seed):
+            loader = make_loader(self.features, self.val_idx, self.s.batch_size,
+                                 self.model.cfg.n_frames_per_step, shuffle=False, seed=seed)
+            self.val_batches = list(loader)
+        self.reporter = Reporter(self.session, self.s.tensorboard)
+        self.last_good = self.reporter.encode(self.state_dict())
+
+    # ---------------------------------------------------------------- steps
+    def _autocast(self) -> AbstractContextManager:
+        if self.amp == "none":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    def train_step(self, batch: Any) -> tuple[dict[str, float], float]:
+        """One optimizer step (or a skipped one). Returns loss terms and the pre-clip grad norm."""
+        number = self.step + 1  # the fault injector's 1-based step number
+        lr = self.schedule.lr(self.s.learning_rate, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = batch.to(self.device)
+        self.model.train()
+        with self._autocast():
+            out = self.model(batch.text, batch.text_lengths, batch.mels, batch.mel_lengths)
+            terms = self.criterion(out, batch)
+        loss = terms.total * self.faults.loss_factor(number)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        factor = self.faults.grad_factor(number)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if factor != 1.0:
+            for p in params:
+                p.grad.mul_(factor)
+        norm = float(torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip_thresh))
+        values = {"total": float(loss.detach()), **{k: float(getattr(terms, k).detach()) for k in
+                                           ("mel", "mel_postnet", "gate", "guided_attention")}}
+        if math.isfinite(values["total"]) and math.isfinite(norm):
+            self.scaler.step(self.optimizer)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nan_skips += 1
+        self.scaler.update()
+        if self.faults.corrupt_params(number):
+            with torch.no_grad():
+                next(self.model.parameters()).view(-1)[0] = math.nan
+        self.step += 1
+        return values, norm
+
+    def params_finite(self) -> bool:
+        norms = [torch.linalg.vector_norm(p.detach().float()) for p in self.model.parameters()]
+        return bool(torch.isfinite(torch.stack(norms).sum()))
+
+    def restore_after_nan(self) -> None:
+        """Model, optimizer and scaler back to the last checkpoint (step, data and RNGs go on)."""
+        self.restored_from_nan += 1
+        self.restores_since_report += 1
+        if self.restores_since_report > self.s.max_nan_restores:
+            raise NonFiniteParametersError(
+                f"parameters became non-finite {self.restores_since_report} times since the last "
+                f"report at training step {self.step} (max_nan_restores={self.s.max_nan_restores}); "
+                f"lower learning_rate or grad_clip_thresh"
+            )
+        state = from_bytes(self.last_good)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self._apply_config()
+
+    # ---------------------------------------------------------------- reports
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint dict (tensors and plain types; see tuner/training/checkpoint.py)."""
+        return {
+            "format": FORMAT, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "schedule": self.schedule.state_dict(),
+            "step": self.step, "validation_step": self.validation_step, "epoch": self.batches.epoch,
+            "batch_in_epoch": self.batches.batch_in_epoch, "batch_size": self.s.batch_size,
+            "restart_generation": self.s.restart_generation, "nan_skips": self.nan_skips,
+            "restored_from_nan": self.restored_from_nan, "initial_learning_rate": self.initial_learning_rate,
+            "best": dict(self.best), "rng": capture_rng(), "config_fingerprint": self.fingerprint,
+        }
+
+    def validate_and_report(self, stats: IntervalStats) -> dict[str, float]:
+        """Validate, then report the interval's metrics with a fresh checkpoint."""
+        with isolated_rng(self.s.seed):
+            val, self.last_sample = validate(self.model, self.criterion, self.val_batches, self.device,
+                                             self._autocast, self.s.gate_threshold)
+        self.validation_step += 1
+        metrics = {**stats.summary(), **val}
+        metrics["overfitting.gap"] = metrics["validation.loss"] - metrics["training.loss"]
+        _update_best(self.best, metrics)
+        metrics.update({
+            "validation.step": float(self.validation_step), "training.step": float(self.step),
+            "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
+            "nan_skips": float(self.nan_skips), "restored_from_nan": float(self.restored_from_nan),
+            "epoch": float(self.batches.epoch), "restart_generation": float(self.s.restart_generation),
+            **{f"best.{k}": v for k, v in self.best.items()},
+        })
+        self.last_metrics = metrics = {k: float(v) for k, v in metrics.items()}
+        self.last_good = self.reporter.report(self.step, metrics, self.state_dict(), self.last_sample)
+        self.restores_since_report = 0
+        return metrics
+
+    def run(self) -> None:
+        """``setup()`` then train to ``max_steps``, reporting every ``validation_interval`` steps."""
+        self.setup()
+        try:
+            stats = IntervalStats()
+            batches = iter(self.batches)
+            while self.step < self.s.max_steps:
+                terms, norm = self.train_step(next(batches))
+                stats.add(terms, norm)
+                if not self.params_finite():
+                    self.restore_after_nan()
+                if self.step % self.s.validation_interval == 0 or self.step == self.s.max_steps:
+                    self.validate_and_report(stats)
+                    stats.reset()
+        finally:
+            self.reporter.close()
+
+
+def _update_best(best: dict[str, float], metrics: Mapping[str, float]) -> None:
+    """Lowest validation.loss and highest validation.attention_score so far (finite values only)."""
+    for key, better in (("validation.loss", min), ("validation.attention_score", max)):
+        value = metrics[key]
+        if math.isfinite(value):
+            best[key] = better(best.get(key, value), value)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from tuner.training.settings import TrainConfigError
+
+        raise TrainConfigError(
+            "train_tts config key 'device' = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
+        )
+    return torch.device(name)

@@ -1,0 +1,62 @@
+"""One report of ``train_tts``: checkpoint file + TensorBoard + ``session.report``.
+
+TensorBoard files go to ``<trial dir>/tensorboard`` (``tuner.tracking.TrialBoard``): every
+reported metric as a scalar at the training step, and at each validation the alignment, target
+vs predicted mel and gate images of one validation utterance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tuner.training.checkpoint import save_checkpoint, to_bytes
+from tuner.training.evaluate import ValidationSample
+from tuner.training.session import TrialSession, scratch_dir
+
+__all__ = ["Reporter", "TENSORBOARD_SUBDIR"]
+
+TENSORBOARD_SUBDIR = "tensorboard"
+
+
+class Reporter:
+    """Writes checkpoints and TensorBoard files and reports through a ``TrialSession``."""
+
+    def __init__(self, session: TrialSession, tensorboard: bool) -> None:
+        self.session = session
+        self.tensorboard = tensorboard
+        self._board: Any | None = None
+
+    @staticmethod
+    def encode(state: Mapping[str, Any]) -> bytes:
+        """The checkpoint's bytes (kept in memory for in-process recovery)."""
+        return to_bytes(dict(state))
+
+    def _board_for_trial(self) -> Any:
+        if self._board is None:
+            from tuner.tracking import TrialBoard
+
+            self._board = TrialBoard(self.session.trial_dir() / TENSORBOARD_SUBDIR)
+        return self._board
+
+    def report(
+        self, step: int, metrics: Mapping[str, float], state: Mapping[str, Any],
+        sample: ValidationSample | None,
+    ) -> bytes:
+        """Log to TensorBoard, write ``checkpoint.pt``, report; returns the checkpoint's bytes."""
+        if self.tensorboard:
+            board = self._board_for_trial()
+            board.log_scalars(step, metrics)
+            if sample is not None:
+                board.log_validation(step, sample.alignment, sample.mel_target, sample.mel_predicted,
+                                     sample.gate_predicted, sample.gate_target)
+        with scratch_dir() as folder:
+            path = save_checkpoint(dict(state), folder)
+            data = path.read_bytes()
+            self.session.report(metrics, folder)
+        return data
+
+    def close(self) -> None:
+        if self._board is not None:
+            self._board.close()
+            self._board = None

@@ -1,0 +1,249 @@
+"""Trial config -> validated ``TrainSettings`` for ``train_tts``.
+
+``DEFAULTS`` is the one place the trainable's defaults live (``tuner.trainable.DEFAULTS`` is the
+same dict). Unknown keys are ignored (search spaces may carry keys for other parts); a bad value
+of a known key raises ``TrainConfigError`` with a one-line message naming the key, the value and
+the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULTS", "DEFAULT_CORPUS_DIR", "TrainConfigError", "TrainSettings", "INJECT_KEYS"]
+
+DEFAULT_CORPUS_DIR = Path.home() / ".cache" / "smart-tuner" / "corpus"
+
+DEFAULTS: dict[str, Any] = {
+    # LJSpeech-layout dataset. None -> the built-in corpus at ~/.cache/smart-tuner/corpus, which
+    # `smart-tuner corpus DIR` builds. Relative paths are taken from the directory the sweep was
+    # started in (Ray moves trials into their own folder).
+    "data_dir": None,
+    "cache_dir": None,  # feature cache folder; None -> model.data's default (beside the dataset)
+    "preset": "tiny",  # Tacotron2Config.preset name: "tiny" (2 CPU cores) | "full" (GPU)
+    "model": {},  # Tacotron2Config overrides on top of the preset, e.g. {"decoder_rnn_dim": 128}
+    "learning_rate": 1e-3,  # peak AdamW LR (reached after warm-up)
+    "batch_size": 16,
+    "dropout": 0.1,  # model.set_dropout(p): the tuner's single dropout knob
+    "weight_decay": 1e-6,  # AdamW decoupled weight decay
+    "grad_clip_thresh": 5.0,  # clip_grad_norm_ threshold (ARCHITECTURE.md: "clip (5.0) always")
+    "guided_attention_weight": 1.0,
+    "gate_loss_weight": 1.0,
+    "gate_threshold": 0.5,  # sigmoid(gate) >= threshold means "stop" in gate metrics
+    "gate_pos_weight": 5.0,  # BCE pos_weight: stop frames are ~1% of frames
+    "warmup_steps": 50,  # linear warm-up from lr/warmup_steps to lr
+    "lr_schedule": "exponential",  # after warm-up: "exponential" | "cosine" | "constant"
+    "lr_decay_steps": 4000,  # exponential: LR halves every lr_decay_steps; cosine: its length
+    "min_lr_ratio": 0.01,  # the schedule never goes below learning_rate * min_lr_ratio
+    "validation_interval": 50,  # training steps between validations (= reports, = checkpoints)
+    "max_steps": 2000,  # training steps of the trial (counted from its last fresh start)
+    "val_fraction": 0.05,
+    "split_seed": 1234,  # train/validation split seed, the same for every trial of a sweep
+    "seed": 0,  # weights, dropout and batch order; a restart from scratch uses seed + generation
+    "device": "auto",  # "auto" (CUDA when present) | "cpu" | "cuda"
+    "amp": "bf16",  # CUDA only, ignored on CPU: "none" | "bf16" | "fp16" (with a GradScaler)
+    "num_threads": None,  # torch threads; None -> the trial's CPU count (Ray), else torch's default
+    "reset_attention": False,  # on restore: re-initialise the attention layers
+    "lr_restart": False,  # on restore: restart the LR schedule (warm-up again from learning_rate)
+    "inject": {},  # fault injection, see tuner/training/faults.py
+    "tensorboard": True,  # TensorBoard scalars + validation images in the trial folder
+    "max_nan_restores": 5,  # in-process restores after non-finite parameters before the trial fails
+    "_restart_generation": 0,  # set by the scheduler on "restart": newer generation -> fresh start
+}
+
+INJECT_KEYS = frozenset(
+    {
+        "nan_at_step",
+        "nan_params_at_step",
+        "explode_after_step",
+        "explode_lr_after_step",
+        "explode_lr_threshold",
+        "explode_factor",
+    }
+)
+
+
+class TrainConfigError(ValueError):
+    """A bad value of a known ``train_tts`` config key (one line: key, value, fix)."""
+
+
+def _fail(key: str, value: Any, allowed: str) -> TrainConfigError:
+    return TrainConfigError(
+        f"train_tts config key {key!r} must be {allowed}, got {value!r}; fix it in the trial "
+        f"config or search space"
+    )
+
+
+def _number(key: str, value: Any, lo: float, hi: float, lo_open: bool, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(key, value, allowed)
+    x = float(value)
+    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x == lo):
+        raise _fail(key, value, allowed)
+    return x
+
+
+def _integer(key: str, value: Any, lo: int, allowed: str) -> int:
+    if isinstance(value, bool):
+        raise _fail(key, value, allowed)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or value < lo:
+        raise _fail(key, value, allowed)
+    return int(value)
+
+
+def _choice(key: str, value: Any, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise _fail(key, value, "one of " + ", ".join(repr(o) for o in options))
+    return str(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, value, "true or false")
+    return value
+
+
+_POS = (0.0, math.inf, True, "a finite number > 0")
+_NONNEG = (0.0, math.inf, False, "a finite number >= 0")
+_PROB = (0.0, 1.0, False, "a number in [0, 1]")
+_FLOATS: dict[str, tuple[float, float, bool, str]] = {
+    "learning_rate": _POS,
+    "weight_decay": _NONNEG,
+    "dropout": (0.0, 0.9, False, "a number in [0, 0.9]"),
+    "grad_clip_thresh": _POS,
+    "guided_attention_weight": _NONNEG,
+    "gate_loss_weight": _NONNEG,
+    "gate_threshold": (0.0, 1.0, True, "a number in (0, 1]"),
+    "gate_pos_weight": _POS,
+    "min_lr_ratio": _PROB,
+    "val_fraction": (0.0, 0.5, True, "a number in (0, 0.5]"),
+}
+_INTS: dict[str, int] = {
+    "batch_size": 1,
+    "warmup_steps": 0,
+    "lr_decay_steps": 1,
+    "validation_interval": 1,
+    "max_steps": 1,
+    "split_seed": 0,
+    "seed": 0,
+    "max_nan_restores": 0,
+    "_restart_generation": 0,
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "preset": ("tiny", "full"),
+    "lr_schedule": ("exponential", "cosine", "constant"),
+    "device": ("auto", "cpu", "cuda"),
+    "amp": ("none", "bf16", "fp16"),
+}
+_FLAGS = ("reset_attention", "lr_restart", "tensorboard")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The validated trial config. Field meanings: ``DEFAULTS``."""
+
+    data_dir: Path
+    cache_dir: Path | None
+    preset: str
+    model: dict[str, Any]
+    learning_rate: float
+    batch_size: int
+    dropout: float
+    weight_decay: float
+    grad_clip_thresh: float
+    guided_attention_weight: float
+    gate_loss_weight: float
+    gate_threshold: float
+    gate_pos_weight: float
+    warmup_steps: int
+    lr_schedule: str
+    lr_decay_steps: int
+    min_lr_ratio: float
+    validation_interval: int
+    max_steps: int
+    val_fraction: float
+    split_seed: int
+    seed: int
+    device: str
+    amp: str
+    num_threads: int | None
+    reset_attention: bool
+    lr_restart: bool
+    tensorboard: bool
+    max_nan_restores: int
+    restart_generation: int
+    inject: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], base_dir: Path | None = None) -> TrainSettings:
+        """Merge ``config`` over ``DEFAULTS`` and check every known key.
+
+        ``base_dir`` resolves a relative ``data_dir``/``cache_dir`` (default: the directory the
+        sweep started in, ``TUNE_ORIG_WORKING_DIR``, else the current one).
+        """
+        merged = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
+        values: dict[str, Any] = {}
+        for key, (lo, hi, lo_open, allowed) in _FLOATS.items():
+            values[key] = _number(key, merged[key], lo, hi, lo_open, allowed)
+        for key, lo in _INTS.items():
+            values[key] = _integer(key, merged[key], lo, f"an integer >= {lo}")
+        for key, options in _CHOICES.items():
+            values[key] = _choice(key, merged[key], options)
+        for key in _FLAGS:
+            values[key] = _flag(key, merged[key])
+        threads = merged["num_threads"]
+        values["num_threads"] = None if threads is None else _integer(
+            "num_threads", threads, 1, "null or an integer >= 1"
+        )
+        if not isinstance(merged["model"], Mapping):
+            raise _fail("model", merged["model"], "a mapping of Tacotron2Config overrides")
+        values["model"] = dict(merged["model"])
+        values["inject"] = _inject(merged["inject"])
+        base = base_dir or Path(os.environ.get("TUNE_ORIG_WORKING_DIR", os.getcwd()))
+        values["data_dir"] = _data_dir(merged["data_dir"], base)
+        cache = merged["cache_dir"]
+        values["cache_dir"] = None if cache is None else _resolve(Path(str(cache)), base)
+        values["restart_generation"] = values.pop("_restart_generation")
+        return cls(**values)
+
+
+def _resolve(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _data_dir(value: Any, base: Path) -> Path:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise _fail("data_dir", value, "a path to an LJSpeech-layout dataset")
+    path = DEFAULT_CORPUS_DIR if value is None else _resolve(Path(value), base)
+    if not (path / "metadata.csv").is_file():
+        raise TrainConfigError(
+            f"train_tts config key 'data_dir' = {str(path)!r} holds no LJSpeech-layout dataset "
+            f"(no metadata.csv); build one with `smart-tuner corpus DIR` and set data_dir to DIR"
+        )
+    return path
+
+
+def _inject(value: Any) -> dict[str, float]:
+    checks: dict[str, Callable[[Any], float]] = {
+        "explode_lr_threshold": lambda v: _number("inject.explode_lr_threshold", v, *_NONNEG),
+        "explode_factor": lambda v: _number("inject.explode_factor", v, *_POS),
+    }
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail("inject", value, 'a mapping such as {"nan_at_step": 30}')
+    out: dict[str, float] = {}
+    for key, v in value.items():
+        if key not in INJECT_KEYS:
+            raise _fail("inject", dict(value), "a mapping with keys " + ", ".join(sorted(INJECT_KEYS)))
+        check = checks.get(key)
+        out[key] = check(v) if check else float(_integer(f"inject.{key}", v, 0, "an integer step >= 0"))
+    return out
