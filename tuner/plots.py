@@ -112,8 +112,8 @@ def plot_metric_curves(
 
     ``curves`` maps trial id -> (steps, values). ``markers`` maps trial id -> [(step, label)]: each
     intervention is drawn as a dashed vertical line in the trial's colour with its label (the action).
-    ``threshold`` draws a horizontal dotted line (the rule's threshold). ``log_y`` uses a symlog axis
-    (grad norms span several decades).
+    ``threshold`` draws a horizontal dotted line (the rule's threshold). ``log_y`` uses a log axis
+    (grad norms span several decades; values <= 0 are not drawn on it).
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (trial, (steps, values)) in enumerate(sorted(curves.items())):
@@ -127,7 +127,7 @@ def plot_metric_curves(
     if threshold is not None:
         ax.axhline(threshold, color="black", linestyle=":", label=f"threshold {threshold:g}")
     if log_y:
-        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel("validation step")
     ax.set_ylabel(metric)
     ax.set_title(metric)

@@ -1,0 +1,105 @@
+"""Tests for tuner/analysis.py on a constructed experiment folder (Ray's trial-folder layout)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tuner.analysis import (ExperimentNotFoundError, analyze, load_trials, split_segments)
+from tuner.interventions import Intervention, append_jsonl
+
+T0 = 1_700_000_000.0
+
+
+def _result(trial_id: str, step: int, *, loss: float, grad: float, t: float,
+            attention: float = 0.6, gate: float = 0.8) -> dict:
+    return {"trial_id": trial_id, "validation.step": step, "training_iteration": step,
+            "training.loss": loss, "validation.loss": loss + 0.1, "overfitting.gap": 0.1,
+            "grad.norm": grad, "validation.attention_score": attention,
+            "validation.gate_accuracy": gate, "timestamp": int(t), "done": False}
+
+
+def _trial(exp: Path, trial_id: str, lr: float, rows: list[dict], error: str | None = None) -> None:
+    d = exp / f"train_tts_{trial_id}_lr={lr}"
+    d.mkdir(parents=True)
+    (d / "params.json").write_text(json.dumps({"learning_rate": lr, "preset": "tiny"}))
+    (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if error is not None:
+        (d / "error.txt").write_text(error)
+
+
+@pytest.fixture()
+def experiment(tmp_path: Path) -> Path:
+    exp = tmp_path / "sweep"
+    # healthy: loss falls
+    _trial(exp, "healthy", 1e-3, [_result("healthy", s, loss=2.0 / s, grad=3.0, t=T0 + s)
+                                  for s in range(1, 7)])
+    # exploded at validation 4, rolled back to 3 with a lower lr, then fine
+    rows = [_result("boom", s, loss=2.0 / s, grad=4.0, t=T0 + s) for s in range(1, 4)]
+    rows.append(_result("boom", 4, loss=float("nan"), grad=312.4, t=T0 + 4))
+    rows += [_result("boom", s, loss=1.5 / s, grad=2.0, t=T0 + 10 + s) for s in range(4, 8)]
+    _trial(exp, "boom", 2e-2, rows)
+    append_jsonl(exp / "interventions.jsonl", Intervention.create(
+        "boom", 4, T0 + 4.5, "mutate",
+        problems=[{"kind": "gradient_explosion", "severity": "critical", "metric": "grad.norm",
+                   "value": 312.4, "threshold": 200.0, "step": 4,
+                   "message": "grad.norm 312.4 > 200.0 (critical) at validation 4"}],
+        old_config={"learning_rate": 2e-2}, new_config={"learning_rate": 8e-3}, rolled_back_to=3))
+    # diverged under FIFO: no intervention, ends NaN
+    rows = [_result("fifo", s, loss=2.0 / s, grad=5.0, t=T0 + s) for s in range(1, 4)]
+    rows += [_result("fifo", s, loss=float("nan"), grad=float("inf"), t=T0 + s) for s in (4, 5)]
+    _trial(exp, "fifo", 3e-2, rows)
+    # crashed before any result
+    _trial(exp, "oom", 1e-3, [], error="Traceback ...\nRuntimeError: CUDA out of memory")
+    (exp / "not_a_trial").mkdir()
+    return exp
+
+
+def test_analysis_issues_outcomes_and_recommendations(experiment: Path) -> None:
+    analysis = analyze(experiment)
+    by_id = {t.trial_id: t for t in analysis.trials}
+    assert set(by_id) == {"healthy", "boom", "fifo", "train_tts_oom_lr=0.001"}
+    assert {k: t.outcome for k, t in by_id.items()} == {
+        "healthy": "finished", "boom": "recovered", "fifo": "diverged",
+        "train_tts_oom_lr=0.001": "crashed"}
+    assert by_id["healthy"].issues == []
+    boom = by_id["boom"].issues[0]
+    assert boom.startswith("grad.norm 312.4 > 200.0 (critical) at validation 4; mutate: "
+                           "learning_rate 0.02 -> 0.008, rolled back to validation 3; recovered: "
+                           "validation.loss")
+    assert any("grad.norm" in i and "not acted on" in i for i in by_id["fifo"].issues)
+    assert by_id["train_tts_oom_lr=0.001"].issues == ["crashed: RuntimeError: CUDA out of memory"]
+    assert math.isnan(by_id["fifo"].final["validation.loss"])
+    recs = "\n".join(analysis.recommendations)
+    assert "gradient explosion in 2 trial(s)" in recs and "lower learning_rate" in recs
+    assert "narrow the search range to <= 0.001" in recs
+    assert "1 trial(s) crashed" in recs
+
+
+@pytest.mark.parametrize(
+    "steps, expected",
+    [
+        ([1, 2, 3], [[1, 2, 3]]),
+        ([1, 2, 3, 3, 4], [[1, 2, 3], [3, 4]]),
+        ([1, 2, 1, 2, 3], [[1, 2], [1, 2, 3]]),
+        ([], []),
+    ],
+)
+def test_split_segments_at_rollbacks(steps: list[int], expected: list[list[int]]) -> None:
+    segments = split_segments([{"validation.step": s} for s in steps])
+    assert [[r["validation.step"] for r in seg] for seg in segments] == expected
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: p / "missing", "not found; check NAME and --storage"),
+        (lambda p: p, "holds no trial results"),
+    ],
+)
+def test_missing_experiment(tmp_path: Path, make, expected: str) -> None:
+    with pytest.raises(ExperimentNotFoundError, match=expected):
+        load_trials(make(tmp_path))

@@ -1,0 +1,337 @@
+"""Failure analysis of a finished (or dead) sweep folder: issues, recommendations, a summary table.
+
+Reads what Ray Tune and Smart Tuner leave in the experiment folder ``<storage>/<name>``:
+- each trial folder's ``result.json`` (one JSON result per line, oldest first), ``params.json``
+  (the trial's initial config) and ``error.txt`` (when it crashed);
+- ``interventions.jsonl`` (one Intervention per line, written by the Supervisor);
+and produces per-trial issues ("grad.norm 312.4 > 200.0 (critical) at validation 7; mutate:
+learning_rate 0.003 -> 0.0012, rolled back to validation 5; recovered: validation.loss 0.81 at
+validation 12"), sweep recommendations (the design document's remedies for each problem kind seen,
+plus a narrower learning-rate range when explosions cluster above a learning rate), and a summary
+table (trial, final metrics, interventions, outcome). ``write_report`` renders ``report.md`` and
+curve PNGs (``curves_<metric>.png``) into the experiment folder (see tuner/analysis_report.py).
+
+Problems that never triggered an intervention (e.g. under FIFO) are found by running
+``tuner.rules.diagnose`` over each trial's history, result by result. A rollback makes
+``validation.step`` go back; the history is split there so each segment is diagnosed on its own.
+
+NaN policy: NaN/Inf metrics are kept as they are; a trial whose last ``validation.loss`` is not
+finite has outcome "diverged"; non-finite values never count as improvements.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ExperimentNotFoundError",
+    "TrialRecord",
+    "TrialAnalysis",
+    "Analysis",
+    "load_trials",
+    "load_interventions",
+    "analyze",
+    "RECOMMENDATIONS",
+    "SUMMARY_METRICS",
+]
+
+SUMMARY_METRICS = ("validation.loss", "validation.attention_score", "validation.gate_accuracy",
+                   "grad.norm")
+
+# The design document's remedies, by problem kind.
+RECOMMENDATIONS: dict[str, str] = {
+    "gradient_explosion": "lower learning_rate (x0.5) and clip gradients (grad_clip_thresh 1-5); "
+                          "check the data for NaN/Inf",
+    "overfitting": "raise dropout (+0.1, max 0.5) and weight_decay, lower learning_rate (x0.5-0.8), "
+                   "keep early stopping on, or add data",
+    "stagnation": "restart the learning-rate schedule, halve batch_size (min 8), reshuffle the data",
+    "attention_collapse": "raise guided_attention_weight, reset the attention layers, check that "
+                          "texts match their audio",
+    "gate_collapse": "raise gate_loss_weight / gate_pos_weight and adjust gate_threshold",
+    "validation_loss": "restart from scratch with a lower learning_rate; check the validation data",
+    "training_degradation": "roll back to the last healthy checkpoint and lower learning_rate",
+}
+
+
+class ExperimentNotFoundError(ValueError):
+    """The experiment folder is missing or holds no trial results."""
+
+
+@dataclass
+class TrialRecord:
+    """What one trial left on disk."""
+
+    trial_id: str
+    path: Path
+    config: dict[str, Any]
+    results: list[dict[str, Any]]
+    error: str | None = None
+
+
+@dataclass
+class TrialAnalysis:
+    """Findings for one trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+    final: dict[str, float]
+    reports: int
+    interventions: list[dict[str, Any]]
+    issues: list[str]
+    problem_kinds: set[str] = field(default_factory=set)
+    outcome: str = "finished"
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+
+
+@dataclass
+class Analysis:
+    """The whole sweep."""
+
+    experiment_dir: Path
+    trials: list[TrialAnalysis]
+    recommendations: list[str]
+    images: list[Path] = field(default_factory=list)
+
+
+# ---- reading -------------------------------------------------------------------------------------
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a killed process: keep the rest
+            continue
+    return rows
+
+
+def load_trials(experiment_dir: str | Path) -> list[TrialRecord]:
+    """Every trial folder (one holding ``result.json`` or ``error.txt``) of an experiment."""
+    exp = Path(experiment_dir)
+    if not exp.is_dir():
+        raise ExperimentNotFoundError(
+            f"experiment folder {str(exp)!r} not found; check NAME and --storage (default ./runs)")
+    trials = []
+    for d in sorted(p for p in exp.iterdir() if p.is_dir()):
+        result_file, error_file = d / "result.json", d / "error.txt"
+        if not result_file.is_file() and not error_file.is_file():
+            continue
+        results = _read_jsonl(result_file) if result_file.is_file() else []
+        params = d / "params.json"
+        config = json.loads(params.read_text()) if params.is_file() else {}
+        trial_id = str(results[0].get("trial_id")) if results and "trial_id" in results[0] \
+            else d.name
+        error = error_file.read_text(errors="replace").strip() if error_file.is_file() else None
+        trials.append(TrialRecord(trial_id, d, config, results, error))
+    if not trials:
+        raise ExperimentNotFoundError(
+            f"experiment folder {str(exp)!r} holds no trial results (no */result.json); "
+            "was the sweep started?")
+    return trials
+
+
+def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
+    """All Intervention records of ``interventions.jsonl`` in the folder (oldest first)."""
+    path = Path(experiment_dir) / "interventions.jsonl"
+    return _read_jsonl(path) if path.is_file() else []
+
+
+# ---- per trial -----------------------------------------------------------------------------------
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _fmt(value: Any) -> str:
+    v = _num(value)
+    return f"{v:.4g}" if v is not None else str(value)
+
+
+def _step_of(result: Mapping[str, Any], index: int) -> float:
+    v = _num(result.get("validation.step"))
+    if v is None:
+        v = _num(result.get("training_iteration"))
+    return v if v is not None else float(index + 1)
+
+
+def split_segments(results: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Split a trial's results where ``validation.step`` goes back (a rollback or restart)."""
+    segments: list[list[Mapping[str, Any]]] = []
+    last = math.inf
+    for i, r in enumerate(results):
+        step = _step_of(r, i)
+        if not segments or step <= last:
+            segments.append([])
+        segments[-1].append(r)
+        last = step
+    return segments
+
+
+def diagnose_history(results: Sequence[Mapping[str, Any]], cfg: Any) -> list[Any]:
+    """First occurrence of each (kind, severity) found by ``tuner.rules.diagnose``, result by result.
+
+    Returns Problem objects in order of appearance. Results that miss a metric the rules need
+    are skipped (the trial died before its first validation, for instance).
+    """
+    from tuner.history import MissingMetricError
+    from tuner.rules import diagnose
+
+    seen: dict[tuple[str, str], Any] = {}
+    for segment in split_segments(results):
+        rows = [{k: v for k, v in r.items() if _num(v) is not None} for r in segment]
+        for i in range(len(rows)):
+            try:
+                problems = diagnose(rows[: i + 1], cfg)
+            except MissingMetricError:
+                continue
+            for p in problems:
+                seen.setdefault((p.kind, p.severity), p)
+    return list(seen.values())
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        if key.startswith("_") or old.get(key) == new.get(key):
+            continue
+        parts.append(f"{key} {_fmt(old.get(key, '-'))} -> {_fmt(new.get(key, '-'))}")
+    return ", ".join(parts) or "no hyperparameter change"
+
+
+def _after(results: Sequence[Mapping[str, Any]], when: float | None) -> list[Mapping[str, Any]]:
+    if when is None:
+        return []
+    return [r for r in results if (_num(r.get("timestamp")) or 0.0) >= math.floor(when)]
+
+
+def _finite(v: Any) -> bool:
+    x = _num(v)
+    return x is not None and math.isfinite(x)
+
+
+def _intervention_issue(iv: Mapping[str, Any], later: Sequence[Mapping[str, Any]],
+                        is_last: bool) -> str:
+    problems = iv.get("problems") or []
+    what = "; ".join(str(p.get("message", p.get("kind", "?"))) for p in problems) or \
+        "; ".join(str(r) for r in iv.get("reasons") or []) or "no problem recorded"
+    action = str(iv.get("action", "?"))
+    text = f"{what}; {action}"
+    if action in ("mutate", "restart"):
+        text += f": {_changes(iv.get('old_config') or {}, iv.get('new_config') or {})}"
+        back = iv.get("rolled_back_to")
+        text += f", rolled back to validation {back}" if back is not None else ", from scratch"
+        if is_last:
+            finite = [r for r in later if _finite(r.get("validation.loss"))]
+            if later and finite and _finite(later[-1].get("validation.loss")):
+                last = later[-1]
+                text += (f"; recovered: validation.loss {_fmt(last['validation.loss'])} at "
+                         f"validation {_fmt(_step_of(last, 0))}")
+            elif later:
+                text += "; did not recover"
+    elif action == "stop":
+        reasons = "; ".join(str(r) for r in iv.get("reasons") or [])
+        text += f" ({reasons})" if reasons else ""
+    return text
+
+
+def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]],
+                  cfg: Any | None) -> TrialAnalysis:
+    """Issues, outcome and curves of one trial."""
+    ivs = [iv for iv in interventions if str(iv.get("trial_id")) == record.trial_id]
+    last = record.results[-1] if record.results else {}
+    final = {k: float(v) for k, v in last.items() if _num(v) is not None and
+             (k in SUMMARY_METRICS or k in ("validation.step", "training.loss"))}
+    issues: list[str] = []
+    kinds: set[str] = set()
+    for i, iv in enumerate(ivs):
+        later = _after(record.results, _num(iv.get("time")))
+        issues.append(_intervention_issue(iv, later, is_last=i == len(ivs) - 1))
+        kinds.update(str(p.get("kind")) for p in iv.get("problems") or [] if p.get("kind"))
+    if cfg is not None and record.results:
+        for p in diagnose_history(record.results, cfg):
+            kinds.add(p.kind)
+            acted = any(p.kind == str(q.get("kind")) for iv in ivs for q in iv.get("problems") or [])
+            acted = acted or any(_num(iv.get("step")) == _num(p.step) for iv in ivs)
+            if p.severity != "warning" and not acted:
+                issues.append(f"{p.message} (not acted on)")
+    if record.error:
+        first = record.error.splitlines()[-1] if record.error.splitlines() else record.error
+        issues.append(f"crashed: {first[:200]}")
+    outcome = _outcome(record, ivs, final)
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for metric in SUMMARY_METRICS:
+        pts = [(_step_of(r, i), float(r[metric])) for i, r in enumerate(record.results)
+               if _num(r.get(metric)) is not None]
+        if pts:
+            curves[metric] = ([p[0] for p in pts], [p[1] for p in pts])
+    return TrialAnalysis(record.trial_id, record.config, final, len(record.results), list(ivs),
+                         issues, kinds, outcome, curves)
+
+
+def _outcome(record: TrialRecord, ivs: Sequence[Mapping[str, Any]],
+             final: Mapping[str, float]) -> str:
+    if record.error and not record.results:
+        return "crashed"
+    if ivs and ivs[-1].get("action") == "stop":
+        return "stopped"
+    if "validation.loss" in final and not math.isfinite(final["validation.loss"]):
+        return "diverged"
+    if record.error:
+        return "crashed"
+    if any(iv.get("action") in ("mutate", "restart") for iv in ivs):
+        return "recovered"
+    return "finished"
+
+
+# ---- sweep ---------------------------------------------------------------------------------------
+def _recommendations(trials: Sequence[TrialAnalysis]) -> list[str]:
+    recs: list[str] = []
+    for kind, remedy in RECOMMENDATIONS.items():
+        hit = [t.trial_id for t in trials if kind in t.problem_kinds]
+        if hit:
+            recs.append(f"{kind.replace('_', ' ')} in {len(hit)} trial(s) "
+                        f"({', '.join(hit[:5])}{', ...' if len(hit) > 5 else ''}): {remedy}")
+    exploded = [_num(t.config.get("learning_rate")) for t in trials
+                if "gradient_explosion" in t.problem_kinds or t.outcome == "diverged"]
+    healthy = [_num(t.config.get("learning_rate")) for t in trials
+               if "gradient_explosion" not in t.problem_kinds and t.outcome != "diverged"]
+    exploded = [x for x in exploded if x is not None]
+    healthy = [x for x in healthy if x is not None]
+    if exploded and healthy and min(exploded) > max(healthy):
+        recs.append(f"learning_rate: every trial starting at >= {min(exploded):.3g} exploded and "
+                    f"none at <= {max(healthy):.3g}; narrow the search range to "
+                    f"<= {max(healthy):.3g}")
+    stopped = [t.trial_id for t in trials if t.outcome == "stopped"]
+    if stopped:
+        recs.append(f"{len(stopped)} trial(s) stopped ({', '.join(stopped[:5])}): see their "
+                    "issues; raise training_recovery.max_recoveries_per_trial only if recoveries "
+                    "were helping")
+    crashed = [t.trial_id for t in trials if t.outcome == "crashed"]
+    if crashed:
+        recs.append(f"{len(crashed)} trial(s) crashed ({', '.join(crashed[:5])}): read error.txt "
+                    "in their folders; out of memory -> lower batch_size")
+    if not recs:
+        recs.append("no failures found: widen the search ranges or train longer")
+    return recs
+
+
+def analyze(experiment_dir: str | Path, cfg: Any | None = None, diagnose: bool = True) -> Analysis:
+    """Analyse a sweep folder. ``cfg``: the SmartConfig (default: packaged defaults)."""
+    exp = Path(experiment_dir)
+    records = load_trials(exp)
+    interventions = load_interventions(exp)
+    if diagnose and cfg is None:
+        from tuner.config import load_config
+
+        saved = exp / "smart_tuner_config.yaml"
+        cfg = load_config(saved if saved.is_file() else None)
+    trials = [analyze_trial(r, interventions, cfg if diagnose else None) for r in records]
+    return Analysis(exp, trials, _recommendations(trials))
