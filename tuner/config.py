@@ -2,7 +2,8 @@
 
 `load_config(path)` reads the packaged defaults (`tuner/config.yaml`), deep-merges the user file
 over them and builds a `SmartConfig`. This module is the only place where YAML becomes config
-objects; the defaults live only in `config.yaml`.
+objects; the defaults live only in `config.yaml` (the dataclasses below have no defaults of
+their own; their comments there explain each value).
 
 Every mistake a user can make raises `ConfigError` (a `ValueError`) with one line naming the
 file, the field, the bad value and what is allowed, e.g.
@@ -51,9 +52,9 @@ def _range(lo: float, hi: float) -> dict[str, Any]:
 @dataclass(frozen=True)
 class GradientRule:
     """grad.norm > warning -> warning; > critical, or NaN/Inf in grad.norm/training.loss -> critical."""
-    enabled: bool = True
-    warning: float = field(default=100.0, metadata=_gt(0))
-    critical: float = field(default=200.0, metadata=_gt(0))
+    enabled: bool
+    warning: float = field(metadata=_gt(0))
+    critical: float = field(metadata=_gt(0))
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f"must be >= warning ({self.warning})")] \
@@ -63,10 +64,10 @@ class GradientRule:
 @dataclass(frozen=True)
 class OverfittingRule:
     """gap > warning_gap -> warning; > critical_gap -> critical; val rising / train falling -> serious."""
-    enabled: bool = True
-    warning_gap: float = field(default=2.0, metadata=_gt(0))
-    critical_gap: float = field(default=5.0, metadata=_gt(0))
-    rising_window: int = field(default=5, metadata={"ge": 2})
+    enabled: bool
+    warning_gap: float = field(metadata=_gt(0))
+    critical_gap: float = field(metadata=_gt(0))
+    rising_window: int = field(metadata={"ge": 2})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical_gap", self.critical_gap, f"must be >= warning_gap ({self.warning_gap})")] \
@@ -76,11 +77,11 @@ class OverfittingRule:
 @dataclass(frozen=True)
 class StagnationRule:
     """Improvement of validation.loss over `window` reports < min_delta -> serious; frozen -> serious."""
-    enabled: bool = True
-    window: int = field(default=20, metadata={"ge": 2})
-    min_delta: float = field(default=0.0005, metadata={"ge": 0})
-    critical_window: int = field(default=40, metadata={"ge": 2})
-    frozen_reports: int = field(default=5, metadata={"ge": 2})
+    enabled: bool
+    window: int = field(metadata={"ge": 2})
+    min_delta: float = field(metadata={"ge": 0})
+    critical_window: int = field(metadata={"ge": 2})
+    frozen_reports: int = field(metadata={"ge": 2})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical_window", self.critical_window, f"must be >= window ({self.window})")] \
@@ -90,11 +91,11 @@ class StagnationRule:
 @dataclass(frozen=True)
 class AttentionRule:
     """attention_score < warning -> warning; < critical -> critical; degrading -> warning."""
-    enabled: bool = True
-    warning: float = field(default=0.3, metadata=_range(0, 1))
-    critical: float = field(default=0.05, metadata=_range(0, 1))
-    degrading_window: int = field(default=5, metadata={"ge": 2})
-    degrading_drop: float = field(default=0.1, metadata=_gt(0))
+    enabled: bool
+    warning: float = field(metadata=_range(0, 1))
+    critical: float = field(metadata=_range(0, 1))
+    degrading_window: int = field(metadata={"ge": 2})
+    degrading_drop: float = field(metadata=_gt(0))
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
@@ -104,10 +105,10 @@ class AttentionRule:
 @dataclass(frozen=True)
 class GateRule:
     """gate_accuracy < warning -> warning; < critical -> critical; early_stop_fraction > x -> serious."""
-    enabled: bool = True
-    warning: float = field(default=0.4, metadata=_range(0, 1))
-    critical: float = field(default=0.1, metadata=_range(0, 1))
-    early_stop_fraction: float = field(default=0.5, metadata=_range(0, 1))
+    enabled: bool
+    warning: float = field(metadata=_range(0, 1))
+    critical: float = field(metadata=_range(0, 1))
+    early_stop_fraction: float = field(metadata=_range(0, 1))
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
@@ -117,29 +118,34 @@ class GateRule:
 @dataclass(frozen=True)
 class ValidationLossRule:
     """validation.loss > critical, NaN or Inf -> critical."""
-    enabled: bool = True
-    critical: float = field(default=100.0, metadata=_gt(0))
+    enabled: bool
+    critical: float = field(metadata=_gt(0))
 
 
 @dataclass(frozen=True)
 class DegradationRule:
     """(initial - current) / initial training.loss < critical -> critical."""
-    enabled: bool = True
-    critical: float = field(default=-0.1, metadata={"lt": 0})
+    enabled: bool
+    critical: float = field(metadata={"lt": 0})
 
 
 @dataclass(frozen=True)
 class Diagnostics:
-    history_size: int = field(default=200, metadata={"ge": 2})
-    serious_after: int = field(default=3, metadata={"ge": 1})
-    serious_problems_for_restart: int = field(default=3, metadata={"ge": 1})
-    gradient_explosion: GradientRule = GradientRule()
-    overfitting: OverfittingRule = OverfittingRule()
-    stagnation: StagnationRule = StagnationRule()
-    attention: AttentionRule = AttentionRule()
-    gate: GateRule = GateRule()
-    validation_loss: ValidationLossRule = ValidationLossRule()
-    training_degradation: DegradationRule = DegradationRule()
+    history_size: int = field(metadata={"ge": 2})
+    serious_after: int = field(metadata={"ge": 0})
+    serious_problems_for_restart: int = field(metadata={"ge": 1})
+    gradient_explosion: GradientRule
+    overfitting: OverfittingRule
+    stagnation: StagnationRule
+    attention: AttentionRule
+    gate: GateRule
+    validation_loss: ValidationLossRule
+    training_degradation: DegradationRule
+
+    def _checks(self) -> list[tuple[str, Any, str]]:
+        need = self.stagnation.critical_window + 1
+        return [("history_size", self.history_size, f"must be > stagnation.critical_window ({need - 1})")] \
+            if self.history_size < need else []
 
 
 # ----------------------------------------------------------------------------- recovery
@@ -169,35 +175,35 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class TrainingRecovery:
-    enabled: bool = True
-    min_training_time: float = field(default=600.0, metadata={"ge": 0})
-    min_validation_steps: int = field(default=3, metadata={"ge": 0})
-    max_recoveries_per_trial: int = field(default=3, metadata={"ge": 0})
+    enabled: bool
+    min_training_time: float = field(metadata={"ge": 0})
+    min_validation_steps: int = field(metadata={"ge": 0})
+    max_recoveries_per_trial: int = field(metadata={"ge": 0})
     actions: dict[str, tuple[Adjustment, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    enabled: bool = True
-    metric: str = "validation.loss"
-    patience: int = field(default=60, metadata={"ge": 1})
-    min_delta: float = field(default=0.001, metadata={"ge": 0})
+    enabled: bool
+    metric: str
+    patience: int = field(metadata={"ge": 1})
+    min_delta: float = field(metadata={"ge": 0})
 
 
 @dataclass(frozen=True)
 class OptunaSettings:
-    storage: str | None = None
-    study_name: str = "smart-tuner-recovery"
-    seed: int | None = None
+    storage: str | None
+    study_name: str
+    seed: int | None
 
 
 @dataclass(frozen=True)
 class SmartConfig:
-    diagnostics: Diagnostics = Diagnostics()
-    training_recovery: TrainingRecovery = TrainingRecovery()
-    early_stopping: EarlyStopping = EarlyStopping()
+    diagnostics: Diagnostics
+    training_recovery: TrainingRecovery
+    early_stopping: EarlyStopping
+    optuna: OptunaSettings
     metrics: dict[str, str | None] = field(default_factory=dict)   # contract name -> reported name
-    optuna: OptunaSettings = OptunaSettings()
 
     def metric_name(self, contract_name: str) -> str | None:
         """The name the trainable reports for `contract_name` (None = not reported)."""
@@ -210,7 +216,7 @@ def load_config(path: str | Path | None = None) -> SmartConfig:
     data = _read_yaml(DEFAULTS_PATH)
     source = str(DEFAULTS_PATH)
     if path is not None:
-        data = deep_merge(data, _read_yaml(Path(path)))
+        data = _merge_user(data, _read_yaml(Path(path)))
         source = str(path)
     return _build_config(data, source)
 
@@ -219,7 +225,7 @@ def config_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> SmartConfi
     """The packaged defaults with the nested dict `d` deep-merged over them."""
     if not isinstance(d, Mapping):
         raise ConfigError(f"config must be a mapping, got {type(d).__name__} in {source}")
-    return _build_config(deep_merge(_read_yaml(DEFAULTS_PATH), d), source)
+    return _build_config(_merge_user(_read_yaml(DEFAULTS_PATH), d), source)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -231,6 +237,20 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _merge_user(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """deep_merge, except that a user's adjustment spec replaces the default one as a whole
+    (it may switch mode, e.g. from shift to scale)."""
+    merged = deep_merge(defaults, user)
+    actions = user.get("training_recovery", {})
+    actions = actions.get("actions") if isinstance(actions, Mapping) else None
+    if isinstance(actions, Mapping):
+        for kind, params in actions.items():
+            if isinstance(params, Mapping):
+                for param, spec in params.items():
+                    merged["training_recovery"]["actions"][kind][param] = copy.deepcopy(spec)
+    return merged
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -297,7 +317,10 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
             kwargs[key] = _build(hint, value, where + ".", source)
         else:
             kwargs[key] = _convert(value, hint, where, source)
-            _check_range(kwargs[key], fields[key].metadata, where, source)
+            _check_range(kwargs[key], value, fields[key].metadata, where, source)
+    missing = [f.name for f in fields.values() if f.name not in kwargs and f.name not in ("actions", "metrics")]
+    if missing:
+        raise ConfigError(f"missing key {prefix}{missing[0]} in {source}; add it (see tuner/config.yaml)")
     obj = cls(**kwargs)
     for name, value, problem in getattr(obj, "_checks", lambda: [])():
         raise ConfigError(f"{prefix}{name} {problem}, got {value!r} in {source}")
@@ -335,13 +358,13 @@ _COMPARISONS = {"gt": (">", lambda v, b: v > b), "ge": (">=", lambda v, b: v >= 
                 "lt": ("<", lambda v, b: v < b), "le": ("<=", lambda v, b: v <= b)}
 
 
-def _check_range(value: Any, metadata: Mapping[str, Any], where: str, source: str) -> None:
+def _check_range(value: Any, raw: Any, metadata: Mapping[str, Any], where: str, source: str) -> None:
     if value is None or isinstance(value, bool):
         return
     for key, bound in metadata.items():
         symbol, ok = _COMPARISONS[key]
         if not ok(value, bound):
-            raise ConfigError(f"{where} must be {symbol} {bound}, got {value!r} in {source}")
+            raise ConfigError(f"{where} must be {symbol} {bound}, got {raw!r} in {source}")
 
 
 def _build_metrics(data: Any, source: str) -> dict[str, str | None]:

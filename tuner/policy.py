@@ -10,10 +10,11 @@
    validation loss, serious grad-norm) is held back, since early training legitimately looks bad.
    Non-finite values and a grad.norm above the critical limit are unambiguous and are acted on
    at once: waiting only trains a broken model longer.
-3. Action: "restart" (from scratch) when nothing healthy exists to roll back to (no result
-   without a critical problem since the trial (re)started), for validation loss > limit,
-   training degradation, or critical attention collapse before any healthy report; "mutate"
-   (roll back to the last healthy checkpoint with new hyperparameters) otherwise.
+3. Action: "restart" (from scratch) when nothing healthy exists to roll back to (no healthy
+   result since the trial (re)started), when the critical problem has been critical at every
+   report since the (re)start (e.g. attention that never formed), for validation loss > limit and
+   for training degradation; "mutate" (roll back to the last healthy checkpoint with new
+   hyperparameters) otherwise.
 4. Budget: a trial that needs a recovery after `max_recoveries_per_trial` is stopped, with the reason.
    `training_recovery.enabled: false` never mutates or restarts.
 5. Early stopping: no improvement of `early_stopping.metric` by `min_delta` for `patience`
@@ -65,37 +66,50 @@ class TrialMonitor:
         self.start_time = float(start_time)
         self.recoveries = 0
         self.ever_healthy = False            # a healthy result since the trial (re)started
+        self.always_critical: set[str] | None = None   # kinds critical at every report since (re)start
         self.best: float | None = None       # best early-stopping metric so far
         self.reports_since_best = 0
         self.last_action = "continue"
 
+    def guarded(self, now: float) -> bool:
+        """True while the trial is younger than min_training_time or min_validation_steps."""
+        rec = self.cfg.training_recovery
+        return now - self.start_time < rec.min_training_time or self.history.step < rec.min_validation_steps
+
     # ------------------------------------------------------------------ decide
     def observe(self, result: Mapping[str, Any], now: float) -> Decision:
-        """Record `result`, diagnose the window and decide what happens to the trial."""
+        """Record `result`, diagnose the window and decide what happens to the trial.
+
+        `healthy`: no critical problem that counts now. Inside the guards only unambiguous ones
+        (non-finite values, grad.norm above critical) count, so the checkpoints of an untrained
+        model whose attention has not formed yet are still healthy ones to roll back to.
+        """
         self.history.append(result)
         problems = tuple(diagnose(self.history, self.cfg))
-        healthy = not any(p.severity == "critical" for p in problems)
+        guarded = self.guarded(now)
+        critical = [p for p in problems if p.severity == "critical"]
+        healthy = not any(not guarded or _unambiguous(p) for p in critical)
+        kinds = {p.kind for p in critical}
+        self.always_critical = kinds if self.always_critical is None else self.always_critical & kinds
         self.ever_healthy = self.ever_healthy or healthy
         self._track_best()
-        action, reasons = self._decide(problems, now)
+        action, reasons = self._decide(problems, now, guarded)
         self.last_action = action
         return Decision(action, tuple(reasons), problems, healthy)
 
-    def _decide(self, problems: tuple[Problem, ...], now: float) -> tuple[str, list[str]]:
+    def _decide(self, problems: tuple[Problem, ...], now: float, guarded: bool) -> tuple[str, list[str]]:
         rec = self.cfg.training_recovery
         critical = [p for p in problems if p.severity == "critical"]
         serious = [p for p in problems if p.severity == "serious"]
-        trigger = critical or (serious if len(serious) >= self.cfg.diagnostics.serious_problems_for_restart
-                               else [])
+        enough_serious = len(serious) >= self.cfg.diagnostics.serious_problems_for_restart
+        trigger = critical or (serious if enough_serious else [])
         reasons = [p.message for p in problems]
         if trigger and rec.enabled:
-            elapsed, steps = now - self.start_time, self.history.step
-            guarded = elapsed < rec.min_training_time or steps < rec.min_validation_steps
             acting = [p for p in trigger if not guarded or _unambiguous(p)]
             if not acting:
                 return "continue", reasons + [
-                    f"recovery held back by the guards: {elapsed:.0f} s of {rec.min_training_time:.0f} s, "
-                    f"validation {steps} of {rec.min_validation_steps}"]
+                    f"recovery held back by the guards: {now - self.start_time:.0f} s of "
+                    f"{rec.min_training_time:.0f} s, validation {self.history.step} of {rec.min_validation_steps}"]
             if self.recoveries >= rec.max_recoveries_per_trial:
                 return "stop", reasons + [
                     f"recovery budget spent: {self.recoveries} of {rec.max_recoveries_per_trial} recoveries "
@@ -109,8 +123,12 @@ class TrialMonitor:
         return "continue", reasons
 
     def _recovery_action(self, acting: list[Problem]) -> str:
+        """restart: nothing healthy to roll back to, a problem critical since the first report,
+        or a kind whose recovery is a restart; mutate otherwise."""
         if not self.ever_healthy:
-            return "restart"      # critical since the first report: nothing healthy to roll back to
+            return "restart"
+        if any(p.severity == "critical" and p.kind in (self.always_critical or set()) for p in acting):
+            return "restart"
         if any(p.kind in RESTART_KINDS for p in acting):
             return "restart"
         return "mutate"
@@ -146,6 +164,7 @@ class TrialMonitor:
         self.reports_since_best = 0
         restart = action == "restart"
         self.history.reset(keep_initial=not restart)
+        self.always_critical = None
         if restart:
             self.ever_healthy = False
             self.start_time = float(now)
@@ -156,6 +175,7 @@ class TrialMonitor:
         """Plain JSON-able state (floats may be NaN/Inf, which Python's json round-trips)."""
         return {"history": self.history.state_dict(), "start_time": self.start_time,
                 "recoveries": self.recoveries, "ever_healthy": self.ever_healthy, "best": self.best,
+                "always_critical": None if self.always_critical is None else sorted(self.always_critical),
                 "reports_since_best": self.reports_since_best, "last_action": self.last_action}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
@@ -164,6 +184,8 @@ class TrialMonitor:
         self.recoveries = int(d["recoveries"])
         self.ever_healthy = bool(d["ever_healthy"])
         self.best = d["best"]
+        always = d.get("always_critical")
+        self.always_critical = None if always is None else set(always)
         self.reports_since_best = int(d["reports_since_best"])
         self.last_action = str(d.get("last_action", "continue"))
 

@@ -6,7 +6,7 @@ NaN policy. `diagnose(history, cfg)` runs them all and returns the problems, mos
 
 Severity: "warning" (logged, never acts), "serious" (counts towards
 `diagnostics.serious_problems_for_restart`), "critical" (calls for recovery alone). A
-warning-level condition that held for the last `serious_after` reports is serious.
+warning-level condition that held for the last `serious_after` reports is serious (0: never).
 No Ray, no torch: plain floats in, frozen dataclasses out.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _problem(kind: str, severity: str, metric: str, value: float, op: str, thres
 
 def _held(values: Sequence[float], n: int, predicate: Callable[[float], bool]) -> bool:
     """True when the last `n` values all satisfy `predicate`."""
-    return len(values) >= n and all(predicate(v) for v in values[-n:])
+    return n > 0 and len(values) >= n and all(predicate(v) for v in values[-n:])
 
 
 def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 3) -> Problem | None:
