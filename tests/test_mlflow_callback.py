@@ -71,11 +71,20 @@ def test_real_tuner_logs_runs_metrics_and_interventions(tmp_path: Path,
     assert callback.tracking_uri == f"sqlite:///{exp_dir.resolve() / 'mlflow.db'}"
     assert len(callback.run_ids) == 2
 
-    # An intervention arriving from the Supervisor goes to its trial's run.
-    trial_id = next(iter(callback.run_ids))
-    callback.on_intervention({"trial_id": trial_id, "step": 2, "action": "mutate",
-                              "old_config": {"learning_rate": 3e-3},
-                              "new_config": {"learning_rate": 1.2e-3}})
+    # An intervention arriving from the Supervisor goes to its trial's run, once: the same record
+    # read back from interventions.jsonl is not logged again; one only in the file is.
+    from tuner.interventions import Intervention, append_jsonl
+
+    trial_id, other_id = list(callback.run_ids)
+    first = Intervention.create(trial_id, 2, 1.7e9, "mutate", old_config={"learning_rate": 3e-3},
+                                new_config={"learning_rate": 1.2e-3}, rolled_back_to=1)
+    second = Intervention.create(other_id, 3, 1.7e9 + 1, "stop", reasons=["budget spent"])
+    callback.on_intervention(first)
+    append_jsonl(exp_dir / "interventions.jsonl", first)
+    append_jsonl(exp_dir / "interventions.jsonl", second)
+    assert callback.sync_interventions() == 1
+    assert callback.sync_interventions() == 0
+    assert callback.intervention_counts == {trial_id: 1, other_id: 1}
 
     from mlflow.tracking import MlflowClient
 

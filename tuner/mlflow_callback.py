@@ -11,7 +11,9 @@ Per trial run:
 - metrics: every numeric reported metric at step ``validation.step`` (or ``training_iteration``),
   plus the current numeric hyperparameters as ``config.<name>`` so recoveries show as steps in
   ``config.learning_rate``;
-- interventions (from ``Supervisor.add_listener``): tag ``smart_tuner.interventions`` (count), metric
+- interventions (from ``Supervisor.add_listener``, and, so that nothing is lost when the listener is
+  not attached (e.g. after ``Tuner.restore``), also read back from ``<experiment_dir>/
+  interventions.jsonl`` at every result and at the end; each is logged once): tag ``smart_tuner.interventions`` (count), metric
   ``interventions`` (count at the step), tag ``smart_tuner.last_action``, and one JSON artifact per
   intervention under ``interventions/``;
 - status: FINISHED on complete, FAILED on error, KILLED for runs still open at experiment end.
@@ -90,6 +92,7 @@ class MLflowCallback(Callback):
         self.intervention_counts: dict[str, int] = {}
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
+        self._logged: set[tuple[str, int, float, str]] = set()
 
     # ---- store -------------------------------------------------------------------------------
     def _ensure_client(self, trial: Any | None = None) -> MlflowClient:
@@ -142,6 +145,7 @@ class MLflowCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         self.log_result(trial, result)
+        self.sync_interventions()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self.run_id(trial), status="FINISHED")
@@ -152,17 +156,19 @@ class MLflowCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self._client is None:
             return
+        self.sync_interventions()
         for run_id in self.run_ids.values():
             if self._client.get_run(run_id).info.status == "RUNNING":
                 self._client.set_terminated(run_id, status="KILLED")
 
     def get_state(self) -> dict[str, Any]:
         return {"run_ids": dict(self.run_ids), "intervention_counts": dict(self.intervention_counts),
-                "tracking_uri": self.tracking_uri}
+                "tracking_uri": self.tracking_uri, "logged": [list(k) for k in self._logged]}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.run_ids.update(state.get("run_ids", {}))
         self.intervention_counts.update(state.get("intervention_counts", {}))
+        self._logged.update(tuple(k) for k in state.get("logged", ()))  # type: ignore[misc]
         if self.tracking_uri is None:
             self.tracking_uri = state.get("tracking_uri")
 
@@ -183,6 +189,11 @@ class MLflowCallback(Callback):
         """Supervisor listener: record one Intervention on its trial's run."""
         record = _intervention_dict(intervention)
         trial_id = str(record.get("trial_id"))
+        key = (trial_id, int(record.get("step") or 0), float(record.get("time") or 0.0),
+               str(record.get("action")))
+        if key in self._logged:
+            return
+        self._logged.add(key)
         run_id = self.run_ids.get(trial_id)
         if run_id is None:
             client = self.client
@@ -200,6 +211,23 @@ class MLflowCallback(Callback):
                   RunTag("smart_tuner.last_action", action)],
         )
         self.client.log_dict(run_id, record, f"interventions/{count:03d}_{action}_step{step}.json")
+
+    def sync_interventions(self) -> int:
+        """Log the interventions of ``<experiment_dir>/interventions.jsonl`` not logged yet."""
+        if self.experiment_dir is None:
+            return 0
+        path = self.experiment_dir / "interventions.jsonl"
+        if not path.is_file():
+            return 0
+        before = len(self._logged)
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line being written right now: next time
+                continue
+            if isinstance(record, dict) and "trial_id" in record:
+                self.on_intervention(record)
+        return len(self._logged) - before
 
     def attach(self, supervisor: Any) -> None:
         """Register as an intervention listener of a Supervisor (or anything with add_listener)."""
