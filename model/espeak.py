@@ -2,18 +2,31 @@
 
 The library is a process-wide singleton (eSpeak NG keeps global state), so this module
 initialises it once, in ``AUDIO_OUTPUT_SYNCHRONOUS`` mode with a synth callback that collects
-the int16 samples of one ``espeak_Synth`` call. Not thread-safe: synthesise from one thread.
+the int16 samples of one ``espeak_Synth`` call. Calls are serialised by a lock.
+
+Determinism: eSpeak's wave generator keeps state across calls in function statics (the pitch
+"flutter" table index and the "roughness" cycle counter), so the same text can come out a few
+samples longer or with a different waveform depending on what was spoken before. The driver
+therefore runs eSpeak on a mirror of ``espeak-ng-data`` (symbolic links in a temporary folder)
+that adds one voice variant, ``smarttuner``, with ``flutter 0`` and ``roughness 0``: with it the
+same text gives the same samples, whatever came before. Where symbolic links are not allowed the
+shipped data and the plain voice are used, and output may vary by a few samples.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EspeakError", "EspeakVoice", "synthesize", "espeak_sample_rate"]
+__all__ = ["EspeakError", "EspeakVoice", "synthesize", "espeak_sample_rate", "is_deterministic"]
 
 # espeak_AUDIO_OUTPUT: PLAYBACK=0, RETRIEVAL=1, SYNCHRONOUS=2, SYNCH_PLAYBACK=3
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -40,10 +53,37 @@ class EspeakVoice:
     ``pitch_range`` in 0-100 (defaults 50), ``volume`` in 0-200 (default 100)."""
 
     name: str = "en-us"
+    steady: bool = True  # add the ``smarttuner`` variant (no flutter, no roughness): deterministic
     rate: int = 165
     pitch: int = 50
     pitch_range: int = 50
     volume: int = 100
+
+
+_VARIANT = "smarttuner"
+_VARIANT_TEXT = "language variant\nname smarttuner\nflutter 0\nroughness 0\n"
+
+
+def _steady_data_dir(data: Path) -> Path | None:
+    """A temporary mirror of eSpeak's data folder (symbolic links) that adds the ``smarttuner``
+    voice variant; removed at exit. None where symbolic links cannot be made."""
+    mirror = Path(tempfile.mkdtemp(prefix="smart-tuner-espeak-"))
+    atexit.register(shutil.rmtree, mirror, ignore_errors=True)
+    try:
+        for entry in data.iterdir():
+            if entry.name != "voices":
+                os.symlink(entry, mirror / entry.name)
+        (mirror / "voices").mkdir()
+        for entry in (data / "voices").iterdir():
+            if entry.name != "!v":
+                os.symlink(entry, mirror / "voices" / entry.name)
+        (mirror / "voices" / "!v").mkdir()
+        for entry in (data / "voices" / "!v").iterdir():
+            os.symlink(entry, mirror / "voices" / "!v" / entry.name)
+        (mirror / "voices" / "!v" / _VARIANT).write_text(_VARIANT_TEXT, encoding="ascii")
+    except OSError:
+        return None
+    return mirror
 
 
 class _Engine:
@@ -55,7 +95,10 @@ class _Engine:
         except ImportError as e:  # pragma: no cover - a declared dependency
             raise EspeakError("espeakng-loader is not installed; fix: pip install espeakng-loader") from e
         lib_path = espeakng_loader.get_library_path()
-        data_path = espeakng_loader.get_data_path()
+        shipped = espeakng_loader.get_data_path()
+        mirror = _steady_data_dir(Path(shipped))
+        self.steady_available = mirror is not None
+        data_path = str(mirror) if mirror is not None else shipped
         try:
             self.lib = ctypes.CDLL(lib_path)
         except OSError as e:
@@ -96,7 +139,8 @@ class _Engine:
     def set_voice(self, voice: EspeakVoice) -> None:
         if voice == self._voice:
             return
-        if self.lib.espeak_SetVoiceByName(voice.name.encode()) != _EE_OK:
+        name = f"{voice.name}+{_VARIANT}" if voice.steady and self.steady_available else voice.name
+        if self.lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
             raise EspeakError(f"eSpeak NG has no voice {voice.name!r}; fix: use 'en-us' or 'en'")
         for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch),
                              (_RANGE, voice.pitch_range), (_VOLUME, voice.volume)):
@@ -133,6 +177,11 @@ def _get_engine() -> _Engine:
 def espeak_sample_rate() -> int:
     """The rate eSpeak NG synthesises at (22050 Hz for the shipped voices)."""
     return _get_engine().sample_rate
+
+
+def is_deterministic() -> bool:
+    """Whether steady voices give identical samples for identical texts on this machine."""
+    return _get_engine().steady_available
 
 
 def synthesize(text: str, voice: EspeakVoice = EspeakVoice()) -> np.ndarray:
