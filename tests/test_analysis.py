@@ -103,3 +103,15 @@ def test_split_segments_at_rollbacks(steps: list[int], expected: list[list[int]]
 def test_missing_experiment(tmp_path: Path, make, expected: str) -> None:
     with pytest.raises(ExperimentNotFoundError, match=expected):
         load_trials(make(tmp_path))
+
+
+def test_interventions_from_scheduler_state_when_jsonl_missing(experiment: Path) -> None:
+    from tuner.analysis import load_interventions
+
+    jsonl = experiment / "interventions.jsonl"
+    records = load_interventions(experiment)
+    (experiment / "smart_tuner_state.json").write_text(json.dumps({"version": 1, "trials": {},
+                                                                   "interventions": records}))
+    jsonl.unlink()
+    assert load_interventions(experiment) == records
+    assert {t.trial_id: t.outcome for t in analyze(experiment).trials}["boom"] == "recovered"

@@ -3,7 +3,8 @@
 Reads what Ray Tune and Smart Tuner leave in the experiment folder ``<storage>/<name>``:
 - each trial folder's ``result.json`` (one JSON result per line, oldest first), ``params.json``
   (the trial's initial config) and ``error.txt`` (when it crashed);
-- ``interventions.jsonl`` (one Intervention per line, written by the Supervisor);
+- ``interventions.jsonl`` (one Intervention per line, written by the Supervisor), or else the
+  interventions kept in the scheduler state ``smart_tuner_state.json``;
 and produces per-trial issues ("grad.norm 312.4 > 200.0 (critical) at validation 7; mutate:
 learning_rate 0.003 -> 0.0012, rolled back to validation 5; recovered: validation.loss 0.81 at
 validation 12"), sweep recommendations (the design document's remedies for each problem kind seen,
@@ -138,9 +139,21 @@ def load_trials(experiment_dir: str | Path) -> list[TrialRecord]:
 
 
 def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
-    """All Intervention records of ``interventions.jsonl`` in the folder (oldest first)."""
+    """All Intervention records of ``interventions.jsonl`` in the folder (oldest first).
+
+    When that file is missing, the ones kept in the scheduler's saved state
+    (``smart_tuner_state.json``) are used.
+    """
     path = Path(experiment_dir) / "interventions.jsonl"
-    return _read_jsonl(path) if path.is_file() else []
+    if path.is_file():
+        return _read_jsonl(path)
+    state = Path(experiment_dir) / "smart_tuner_state.json"
+    if state.is_file():
+        try:
+            return list(json.loads(state.read_text()).get("interventions", []))
+        except json.JSONDecodeError:
+            return []
+    return []
 
 
 # ---- per trial -----------------------------------------------------------------------------------
