@@ -6,12 +6,13 @@
 
 (validation.loss = loss + 0.05, grad.norm = 2 + 10 * lr * exp(-k * lr * s)). When
 ``learning_rate > explode_lr`` and ``s >= explode_after``, the run "explodes": grad.norm becomes
-500 (critical) and both losses become NaN, as a real Tacotron2 run with too high a learning rate
-does. A checkpoint (``state.json``: step, restart generation, learning rates used) is reported with
+500 (critical), as a real Tacotron2 run with too high a learning rate does, but its
+losses are only 0.5 higher (the trainable's own NaN-step skipping keeps them finite). With ``nan_from`` set, every report from that step on is NaN (losses and grad.norm).
+A checkpoint (``state.json``: step, restart generation, learning rates used) is reported with
 every result, and a restored run continues from its checkpoint's step with its *current* config.
 
 Config keys: ``learning_rate``, ``batch_size``, ``max_steps`` (validations), ``explode_lr``,
-``explode_after``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker`` (raise once
+``explode_after``, ``nan_from``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker`` (raise once
 at that step, remembered by a marker file), ``_restart_generation`` (a checkpoint of a lower
 generation is ignored: restart from scratch), ``log_dir`` (appends one JSON line per report:
 trial id, step, learning_rate, batch_size, generation, restored_from).
@@ -36,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "max_steps": 8,
     "explode_lr": math.inf,
     "explode_after": 4,
+    "nan_from": None,
     "sleep": 0.0,
     "crash_at": None,
     "crash_marker": None,
@@ -44,15 +46,21 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _metrics(step: int, lr: float, exploded: bool) -> dict[str, float]:
-    """The contract metrics at validation ``step`` (plain floats)."""
+def _metrics(step: int, lr: float, exploded: bool, nan: bool = False) -> dict[str, float]:
+    """The contract metrics at validation ``step`` (plain floats).
+
+    exploded: grad.norm 500 (critical) and losses 0.5 higher; nan: losses and grad.norm NaN.
+    """
     decay = math.exp(-0.5 * lr * step)
-    train = math.nan if exploded else 0.2 + 4.0 * decay
-    val = math.nan if exploded else train + 0.05
+    train = 0.2 + 4.0 * decay + (0.5 if exploded else 0.0)
+    if nan:
+        train = math.nan
+    val = train + 0.05
+    grad = 500.0 if exploded else 2.0 + 10.0 * lr * decay
     return {
         "training.loss": train,
         "validation.loss": val,
-        "grad.norm": 500.0 if exploded else 2.0 + 10.0 * lr * decay,
+        "grad.norm": math.nan if nan else grad,
         "validation.attention_score": 0.8,
         "validation.gate_accuracy": 0.9,
         "overfitting.gap": val - train,
@@ -88,7 +96,8 @@ def quadratic_trainable(config: dict[str, Any]) -> None:
         if cfg["sleep"]:
             time.sleep(float(cfg["sleep"]))
         exploded = lr > float(cfg["explode_lr"]) and step >= int(cfg["explode_after"])
-        metrics = _metrics(step, lr, exploded)
+        nan = cfg["nan_from"] is not None and step >= int(cfg["nan_from"])
+        metrics = _metrics(step, lr, exploded, nan)
         if cfg["log_dir"]:
             line = {
                 "trial_id": trial_id, "step": step, "learning_rate": lr,

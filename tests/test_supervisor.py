@@ -1,0 +1,188 @@
+"""Supervisor on fake trials, without Ray: tables of result sequences -> actions.
+
+Results come from ``tests.e2e_helpers._metrics`` (the contract metrics of a healthy quadratic
+run, or of an exploded one: grad.norm 500, NaN losses). Checkpoints are plain path strings.
+The RecoveryPlanner is the real one with an in-memory Optuna study.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e_helpers import _metrics
+from tuner.config import config_from_dict
+from tuner.interventions import read_jsonl
+from tuner.supervisor import STATE_FILE, Supervisor
+
+CFG = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
+                        "optuna": {"seed": 0}})
+CONFIG = {"learning_rate": 0.4, "batch_size": 32, "grad_clip_thresh": 1.0}
+
+
+def _result(step: int, kind: str, lr: float = 0.4) -> dict[str, float]:
+    """kind: "ok" (healthy), "boom" (exploded: grad.norm 500) or "nan" (NaN losses and grads)."""
+    return {**_metrics(step, lr, kind == "boom", kind == "nan"), "training_iteration": float(step)}
+
+
+def _run(sup: Supervisor, kinds: list[str], trial: str = "t1", config: dict | None = None,
+         with_checkpoints: bool = True) -> list[Any]:
+    """Feed results (steps 1..n) to the supervisor, following its config changes; the actions."""
+    config = dict(config or CONFIG)
+    actions = []
+    for step, kind in enumerate(kinds, start=1):
+        ckpt = f"/ckpt/{trial}/{step}" if with_checkpoints else None
+        action = sup.on_result(trial, config, _result(step, kind), ckpt, now=float(step))
+        actions.append(action)
+        if action.new_config is not None:
+            config = action.new_config
+    return actions
+
+
+@pytest.fixture
+def sup(tmp_path: Path) -> Supervisor:
+    return Supervisor(CFG, tmp_path / "exp", echo=False)
+
+
+@pytest.mark.parametrize("kinds, expected", [
+    (["ok"] * 8, ["continue"] * 8),
+    (["ok", "ok", "ok", "boom"], ["continue", "continue", "continue", "mutate"]),
+    (["ok", "boom"], ["continue", "mutate"]),
+    (["boom"], ["restart"]),
+    (["nan"], ["restart"]),
+    (["nan", "nan"], ["restart", "restart"]),
+    (["ok", "ok", "nan"], ["continue", "continue", "restart"]),
+])
+def test_actions(sup: Supervisor, kinds: list[str], expected: list[str]) -> None:
+    assert [a.kind for a in _run(sup, kinds)] == expected
+    assert len(sup.interventions) == sum(k != "continue" for k in expected)
+
+
+def test_explosion_rolls_back_to_the_last_healthy_checkpoint_with_halved_lr(sup: Supervisor) -> None:
+    action = _run(sup, ["ok", "ok", "ok", "boom"])[-1]
+    assert action.kind == "mutate"
+    assert action.checkpoint == "/ckpt/t1/3"
+    assert action.checkpoint_metrics["validation.step"] == 3.0
+    assert action.checkpoint_metrics["training_iteration"] == 3.0
+    assert 0.25 * 0.4 - 1e-12 <= action.new_config["learning_rate"] <= 0.5 * 0.4 + 1e-12
+    assert action.new_config["batch_size"] == 32
+    record = action.intervention
+    assert (record.trial_id, record.step, record.action, record.rolled_back_to) == ("t1", 4, "mutate", 3)
+    assert record.problems[0]["kind"] == "gradient_explosion"
+    assert record.old_config["learning_rate"] == 0.4
+    assert sup.recoveries("t1") == 1
+
+
+@pytest.mark.parametrize("max_recoveries, kinds, expected_last", [
+    (1, ["ok", "boom", "boom"], "stop"),
+    (2, ["ok", "boom", "ok", "boom"], "mutate"),
+    (2, ["ok", "boom", "boom"], "restart"),   # critical again at once after the rollback
+    (2, ["ok", "boom", "boom", "boom"], "stop"),
+    (0, ["ok", "boom"], "stop"),
+])
+def test_budget(tmp_path: Path, max_recoveries: int, kinds: list[str], expected_last: str) -> None:
+    cfg = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1,
+                                                  "max_recoveries_per_trial": max_recoveries}})
+    sup = Supervisor(cfg, None, echo=False)
+    actions = _run(sup, kinds)
+    assert actions[-1].kind == expected_last
+    if expected_last == "stop":
+        assert "budget" in " ".join(actions[-1].intervention.reasons)
+        assert sup.is_finished("t1")
+
+
+@pytest.mark.parametrize("generation, expected", [(None, 1), (0, 1), (2, 3)])
+def test_nan_from_the_first_report_restarts_with_a_new_generation(
+        sup: Supervisor, generation: int | None, expected: int) -> None:
+    config = dict(CONFIG) if generation is None else {**CONFIG, "_restart_generation": generation}
+    action = _run(sup, ["nan"], config=config)[0]
+    assert action.kind == "restart"
+    assert action.checkpoint is None and action.intervention.rolled_back_to is None
+    assert action.new_config["_restart_generation"] == expected
+    assert action.new_config["learning_rate"] <= 0.5 * 0.4 + 1e-12
+
+
+@pytest.mark.parametrize("batch_size, expected", [(32, 16), (12, 8), (8, 8), (None, None)])
+def test_crash_retries_with_half_the_batch(sup: Supervisor, batch_size: int | None,
+                                           expected: int | None) -> None:
+    config = {"learning_rate": 0.1} if batch_size is None else {"learning_rate": 0.1,
+                                                                "batch_size": batch_size}
+    _run(sup, ["ok", "ok"], config=config)
+    action = sup.on_error("t1", config, now=10.0)
+    assert action.kind == "retry"
+    assert action.new_config.get("batch_size") == expected
+    assert action.checkpoint == "/ckpt/t1/2"
+    assert action.intervention.action == "retry"
+
+
+@pytest.mark.parametrize("attach_step, adopted", [(3, True), (2, False), (4, False)])
+def test_checkpoint_attached_after_its_result(sup: Supervisor, attach_step: int, adopted: bool) -> None:
+    """Ray's order: result N is decided before its checkpoint registers (matched by step)."""
+    _run(sup, ["ok", "ok", "ok"], with_checkpoints=False)
+    assert sup.healthy_checkpoint("t1") is None
+    metrics = {"validation.step": float(attach_step), "training_iteration": float(attach_step)}
+    assert sup.attach_checkpoint("t1", f"/c/{attach_step}", metrics) is adopted
+    healthy = sup.healthy_checkpoint("t1")
+    assert (healthy is not None and healthy.checkpoint == f"/c/{attach_step}") is adopted
+
+
+def test_unhealthy_result_checkpoint_is_never_adopted(sup: Supervisor) -> None:
+    _run(sup, ["ok", "ok"], with_checkpoints=False)
+    sup.attach_checkpoint("t1", "/c/2", {"validation.step": 2.0})
+    action = sup.on_result("t1", CONFIG, _result(3, "boom"), None, now=3.0)
+    assert action.kind == "mutate" and action.checkpoint == "/c/2"
+    assert sup.attach_checkpoint("t1", "/c/3", {"validation.step": 3.0}) is False
+
+
+def test_outcome_told_to_the_planner_after_n_reports(tmp_path: Path) -> None:
+    sup = Supervisor(CFG, None, outcome_reports=2, echo=False)
+    _run(sup, ["ok", "ok", "boom"])
+    assert "t1" in sup.planner.pending
+    config = sup.expected_config("t1")
+    for step in (3, 4):
+        sup.on_result("t1", config, _result(step, "ok", lr=config["learning_rate"]), None, float(step))
+    assert "t1" not in sup.planner.pending
+    done = [t for t in sup.planner.study.trials if t.value is not None]
+    assert len(done) == 1 and math.isclose(done[0].value, _result(4, "ok", config["learning_rate"])[
+        "validation.loss"])
+
+
+def test_interventions_jsonl_listeners_and_state_file(sup: Supervisor) -> None:
+    heard = []
+    sup.add_listener(heard.append)
+    _run(sup, ["ok", "boom"], trial="a")
+    _run(sup, ["nan"], trial="b")
+    folder = sup.experiment_dir
+    assert [i.action for i in read_jsonl(folder / "interventions.jsonl")] == ["mutate", "restart"]
+    assert heard == sup.interventions
+    saved = json.loads((folder / STATE_FILE).read_text())
+    assert set(saved["trials"]) == {"a", "b"} and len(saved["interventions"]) == 2
+    assert Supervisor.saved_trial_ids(folder) == {"a", "b"}
+    assert (folder / "recovery.db").is_file()
+
+
+def test_state_round_trip(sup: Supervisor, tmp_path: Path) -> None:
+    _run(sup, ["ok", "ok", "boom", "ok"], trial="a")
+    _run(sup, ["ok"] * 3, trial="b")
+    state = sup.state_dict()
+    sup.save()
+    other = Supervisor(CFG, tmp_path / "exp", echo=False)
+    assert other.load() is True
+    assert json.dumps(other.state_dict(), sort_keys=True) == json.dumps(state, sort_keys=True)
+    assert other.interventions == sup.interventions
+    assert other.recoveries("a") == 1 and other.healthy_checkpoint("b").checkpoint == "/ckpt/b/3"
+    # the restored copy decides exactly as the original does
+    config = sup.expected_config("a")
+    next_a = [s.on_result("a", config, _result(5, "boom"), None, 5.0) for s in (sup, other)]
+    assert next_a[0].kind == next_a[1].kind == "mutate"
+    assert next_a[0].checkpoint == next_a[1].checkpoint == "/ckpt/a/4"
+
+
+@pytest.mark.parametrize("state, message", [({"version": 7}, "version 7")])
+def test_bad_state_is_refused(sup: Supervisor, state: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sup.load_state_dict(state)

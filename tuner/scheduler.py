@@ -1,0 +1,227 @@
+"""SmartScheduler: a thin Ray Tune TrialScheduler over the Ray-free Supervisor.
+
+``on_trial_result`` records the result, lets the Supervisor decide, and maps the decision:
+continue -> CONTINUE, stop -> STOP, mutate/restart -> pause the trial, replace its config, point
+it at its last healthy checkpoint (or none: from scratch) and return NOOP; ``choose_trial_to_run``
+then resumes paused-for-mutation trials before starting pending ones. The Ray internals this
+needs live in ``tuner/_ray_compat.py``.
+
+Usage::
+
+    scheduler = SmartScheduler(config=load_config())
+    tune.Tuner(train_tts, param_space=space,
+               tune_config=tune.TuneConfig(scheduler=scheduler, search_alg=OptunaSearch(...),
+                                           metric="validation.loss", mode="min"),
+               run_config=tune.RunConfig(failure_config=tune.FailureConfig(max_failures=2)))
+
+Experiment folder: ``experiment_dir`` or, when None, the experiment folder Ray gives the first
+trial (``<storage_path>/<name>``). The Supervisor writes ``interventions.jsonl``,
+``smart_tuner_state.json`` and the recovery study ``recovery.db`` there.
+
+Resuming (``Tuner.restore``): Ray never calls a scheduler's ``save``/``restore``; it unpickles the
+scheduler as it was when the Tuner was built. So the Supervisor saves its own state in the
+experiment folder (after every intervention, at trial ends, and at most every
+``persist_every_s`` otherwise), and the first ``on_trial_add`` loads it when the added trial is
+one the state knows (a fresh sweep with new trial ids starts clean). A restored trial whose
+config predates the last intervention (Ray's own snapshot is periodic) is given the intervened
+config and healthy checkpoint again. ``save``/``restore`` are implemented too, for callers that
+use them directly.
+
+Checkpoints: with ``CheckpointConfig(num_to_keep=K)`` the last healthy checkpoint is protected
+from deletion and freed when a newer healthy one replaces it; ``num_to_keep=None`` keeps all.
+Crashes: with ``FailureConfig(max_failures=N)`` a crashed trial is retried with
+``batch_size // 2`` (min 8) from its last healthy checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from tuner import _ray_compat
+from tuner.config import SmartConfig, load_config
+from tuner.interventions import HYPERPARAMETERS, Intervention
+from tuner.supervisor import GENERATION_KEY, Action, Supervisor
+
+logger = logging.getLogger(__name__)
+
+class SmartScheduler(TrialScheduler):
+    """Detects failing Tacotron2 trials and repairs them; see the module docstring.
+
+    Args:
+        config: a SmartConfig, a YAML path (merged over the defaults) or None for the defaults.
+        experiment_dir: where to write interventions, state and the recovery study; None = the
+            experiment folder Ray uses.
+        outcome_reports: reports after a recovery whose validation.loss is told to the planner.
+        persist_every_s: at most this often the state is saved between interventions.
+        echo: print one line per intervention.
+    """
+
+    def __init__(self, config: SmartConfig | str | Path | None = None,
+                 experiment_dir: str | Path | None = None, *, outcome_reports: int = 3,
+                 persist_every_s: float = 10.0, echo: bool = True) -> None:
+        super().__init__()
+        self.config = config if isinstance(config, SmartConfig) else load_config(config)
+        self.experiment_dir = None if experiment_dir is None else Path(experiment_dir)
+        self._options = {"outcome_reports": outcome_reports, "persist_every_s": persist_every_s,
+                         "echo": echo}
+        self._metric = self.config.metric_name("validation.loss") or "validation.loss"
+        self._mode = "min"
+        self._supervisor: Supervisor | None = None
+        self._listeners: list[Callable[[Intervention], None]] = []
+        self._resume_first: set[str] = set()   # trials paused for a mutation: run them first
+        self._pending_state: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ pickling (tuner.pkl)
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_supervisor"] = None   # holds a database handle; rebuilt from the experiment folder
+        state["_pending_state"] = (None if self._supervisor is None
+                                   else self._supervisor.state_dict())
+        return state
+
+    # ------------------------------------------------------------------ supervisor
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The Supervisor (None until the first trial is added, unless experiment_dir was given)."""
+        return self._supervisor
+
+    @property
+    def interventions(self) -> list[Intervention]:
+        return [] if self._supervisor is None else list(self._supervisor.interventions)
+
+    def add_listener(self, fn: Callable[[Intervention], None]) -> None:
+        """Call ``fn(intervention)`` for every intervention (e.g. MLflowCallback.on_intervention)."""
+        self._listeners.append(fn)
+        if self._supervisor is not None:
+            self._supervisor.add_listener(fn)
+
+    def _ensure_supervisor(self, trial: Trial | None) -> Supervisor:
+        if self._supervisor is not None:
+            return self._supervisor
+        folder = self.experiment_dir or (_ray_compat.experiment_dir(trial) if trial else None)
+        sup = Supervisor(self.config, folder, **self._options)
+        if self._pending_state is not None:
+            sup.load_state_dict(self._pending_state)
+        elif folder is not None and trial is not None and \
+                trial.trial_id in Supervisor.saved_trial_ids(folder):
+            sup.load()
+            logger.info("SmartScheduler resumed: %d interventions on %d trials from %s",
+                        len(sup.interventions), len(sup.trial_ids), folder)
+        self._pending_state = None
+        for fn in self._listeners:
+            sup.add_listener(fn)
+        self._supervisor = sup
+        return sup
+
+    # ------------------------------------------------------------------ Ray hooks
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Accept any metric/mode from TuneConfig (they are the searcher's business)."""
+        if mode not in (None, "min", "max"):
+            raise ValueError(f"TuneConfig mode must be 'min' or 'max', got {mode!r}")
+        return True
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        sup = self._ensure_supervisor(trial)
+        expected = sup.expected_config(trial.trial_id)
+        if expected is None or sup.is_finished(trial.trial_id):
+            return
+        keys = set(HYPERPARAMETERS) | {GENERATION_KEY}
+        if any(expected.get(k) != trial.config.get(k) for k in keys if k in expected):
+            healthy = sup.healthy_checkpoint(trial.trial_id)   # re-apply a lost intervention
+            _ray_compat.mutate_trial(tune_controller, trial, {**trial.config, **expected},
+                                     None if healthy is None else healthy.checkpoint,
+                                     None if healthy is None else healthy.metrics)
+            logger.info("trial %s: re-applied the config of its last intervention", trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        sup = self._ensure_supervisor(trial)
+        self._resume_first.discard(trial.trial_id)
+        self._sync_checkpoint(sup, trial)
+        action = sup.on_result(trial.trial_id, trial.config, result, None, time.time())
+        if action.kind == "continue":
+            return TrialScheduler.CONTINUE
+        if action.kind == "stop":
+            return TrialScheduler.STOP
+        self._mutate(tune_controller, trial, action)
+        return TrialScheduler.NOOP
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        sup = self._ensure_supervisor(trial)
+        self._sync_checkpoint(sup, trial)
+        if _ray_compat.will_retry(trial):
+            self._mutate(tune_controller, trial, sup.on_error(trial.trial_id, trial.config,
+                                                              time.time()))
+        else:
+            sup.on_complete(trial.trial_id, trial.last_result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        self._ensure_supervisor(trial).on_complete(trial.trial_id, result)
+        self._resume_first.discard(trial.trial_id)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self._ensure_supervisor(trial).on_complete(trial.trial_id, None)
+        self._resume_first.discard(trial.trial_id)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        trials = tune_controller.get_trials()
+        for trial in trials:
+            if trial.status == Trial.PAUSED and trial.trial_id in self._resume_first:
+                return trial
+        for status in (Trial.PENDING, Trial.PAUSED):
+            for trial in trials:
+                if trial.status == status:
+                    return trial
+        return None
+
+    def debug_string(self) -> str:
+        counts = Counter(i.action for i in self.interventions)
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        trials = len({i.trial_id for i in self.interventions})
+        return f"SmartScheduler: {sum(counts.values())} interventions on {trials} trials ({detail})"
+
+    def save(self, checkpoint_path: str) -> None:
+        state = {"experiment_dir": None if self.experiment_dir is None else str(self.experiment_dir),
+                 "supervisor": None if self._supervisor is None else self._supervisor.state_dict()}
+        Path(checkpoint_path).write_text(json.dumps(state), encoding="utf-8")
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text(encoding="utf-8"))
+        if state.get("experiment_dir") and self.experiment_dir is None:
+            self.experiment_dir = Path(state["experiment_dir"])
+        if self._supervisor is not None and state.get("supervisor"):
+            self._supervisor.load_state_dict(state["supervisor"])
+        else:
+            self._pending_state = state.get("supervisor")
+
+    # ------------------------------------------------------------------ helpers
+    def _sync_checkpoint(self, sup: Supervisor, trial: Trial) -> None:
+        """Hand the trial's newest registered checkpoint to the Supervisor; guard it if healthy."""
+        latest = _ray_compat.latest_checkpoint(trial)
+        if latest is None:
+            return
+        before = sup.healthy_checkpoint(trial.trial_id)
+        if not sup.attach_checkpoint(trial.trial_id, latest[0], latest[1]):
+            return
+        if _ray_compat.num_to_keep(trial) is None:
+            return
+        _ray_compat.protect_checkpoint(trial, latest[0])
+        if before is not None and _ray_compat.checkpoint_path(before.checkpoint) != \
+                _ray_compat.checkpoint_path(latest[0]):
+            _ray_compat.release_checkpoint(trial, before.checkpoint)
+
+    def _mutate(self, tune_controller: Any, trial: Trial, action: Action) -> None:
+        _ray_compat.mutate_trial(tune_controller, trial, action.new_config, action.checkpoint,
+                                 action.checkpoint_metrics)
+        self._resume_first.add(trial.trial_id)
+
+
+__all__ = ["SmartScheduler"]

@@ -1,0 +1,384 @@
+"""Supervisor: the Ray-free heart of SmartScheduler (also driven directly by the benchmarks).
+
+Per trial it keeps one :class:`~tuner.policy.TrialMonitor` (history, early stopping, recovery
+budget), the trial's *last healthy checkpoint* and the config it was last given. For every result:
+
+    decision = monitor.observe(result, now)            # record -> diagnose -> decide
+    continue -> Action("continue")
+    mutate   -> planner.propose(...) ; roll back to the last healthy checkpoint
+                (no healthy checkpoint yet -> restart instead)
+    restart  -> planner.propose(...) ; _restart_generation += 1 ; from scratch (checkpoint None)
+    stop     -> Action("stop") (early stopping, or the recovery budget is spent)
+
+The last healthy checkpoint is the checkpoint reported with the last result whose
+``Decision.healthy`` is true (no critical problem). Callers that have the checkpoint together with
+its result pass it to :meth:`on_result`; Ray Tune registers a result's checkpoint only *after*
+the scheduler has seen the result, so SmartScheduler hands it over later with
+:meth:`attach_checkpoint` (matched by ``validation.step``).
+
+Outcomes: the validation.loss ``outcome_reports`` reports after a recovery (or the last one, at
+completion, a new recovery or a crash) is told to the RecoveryPlanner, so its Optuna study learns
+which proposals worked (lower is better; a NaN loss marks the recovery failed).
+
+Crashes: :meth:`on_error` retries a crashed trial with ``batch_size // 2`` (min 8) from its last
+healthy checkpoint. Restart from scratch needs no Ray internals: it bumps
+``config["_restart_generation"]``; the trainable ignores checkpoints of older generations.
+
+Every decision other than continue is an :class:`~tuner.interventions.Intervention`: kept in
+``interventions``, printed as one line, appended to ``<experiment_dir>/interventions.jsonl`` and
+given to the listeners (e.g. the MLflow callback). ``state_dict`` holds everything (monitors,
+budgets, interventions, healthy checkpoints as paths, study location) as JSON-able data;
+:meth:`save` writes it to ``<experiment_dir>/smart_tuner_state.json`` (atomically) after every
+intervention and at most every ``persist_every_s`` seconds otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuner.config import SmartConfig
+from tuner.interventions import Intervention, append_jsonl
+from tuner.policy import Decision, TrialMonitor
+from tuner.recovery import RecoveryPlanner, storage_url
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "smart_tuner_state.json"
+INTERVENTIONS_FILE = "interventions.jsonl"
+GENERATION_KEY = "_restart_generation"
+MIN_BATCH_SIZE = 8
+
+Listener = Callable[[Intervention], None]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the caller must do with a trial.
+
+    kind: "continue" | "mutate" | "restart" | "stop" | "retry" (after a crash).
+    new_config: the trial's whole new config (mutate/restart/retry).
+    checkpoint: resume from this checkpoint (None: from scratch for restart; for retry with no
+    healthy checkpoint, from scratch too). checkpoint_metrics: the metrics reported with it.
+    """
+    kind: str
+    new_config: dict[str, Any] | None = None
+    checkpoint: Any | None = None
+    checkpoint_metrics: dict[str, Any] | None = None
+    intervention: Intervention | None = None
+
+
+CONTINUE = Action("continue")
+
+
+@dataclass
+class HealthyCheckpoint:
+    """A checkpoint reported with a healthy result. metrics: plain numbers reported with it."""
+    checkpoint: Any
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _TrialState:
+    monitor: TrialMonitor
+    config: dict[str, Any] = field(default_factory=dict)      # the config the trial was last given
+    healthy: HealthyCheckpoint | None = None
+    pending: tuple[int, dict[str, float]] | None = None       # last healthy result, checkpoint not yet seen
+    outcome_due: int | None = None                            # reports left until the outcome is told
+    last_loss: float = math.nan                               # validation.loss of the latest result
+    retries: int = 0
+    finished: bool = False
+
+
+def checkpoint_to_state(checkpoint: Any) -> str:
+    """A checkpoint as a JSON-able path: ``checkpoint.path`` (Ray), or the path/str itself."""
+    if isinstance(checkpoint, (str, os.PathLike)):
+        return os.fspath(checkpoint)
+    return str(checkpoint.path)
+
+
+def _numbers(result: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of a result as floats (NaN/Inf kept; bools, strings, dicts dropped)."""
+    return {str(k): float(v) for k, v in result.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class Supervisor:
+    """One decision core for all trials of a sweep; see the module docstring."""
+
+    def __init__(self, cfg: SmartConfig, experiment_dir: str | Path | None,
+                 planner: RecoveryPlanner | None = None, *, outcome_reports: int = 3,
+                 persist_every_s: float = 10.0, echo: bool = True) -> None:
+        if outcome_reports < 1:
+            raise ValueError(f"outcome_reports must be >= 1, got {outcome_reports!r}")
+        self.cfg = cfg
+        self.experiment_dir = None if experiment_dir is None else Path(experiment_dir)
+        self.storage = self._study_storage()
+        self.planner = planner if planner is not None else self._make_planner()
+        self.outcome_reports = int(outcome_reports)
+        self.persist_every_s = float(persist_every_s)
+        self.echo = echo
+        self.interventions: list[Intervention] = []
+        self._trials: dict[str, _TrialState] = {}
+        self._listeners: list[Listener] = []
+        self._last_save = -math.inf
+
+    # ------------------------------------------------------------------ set-up
+    def _study_storage(self) -> str | None:
+        if self.experiment_dir is not None:
+            self.experiment_dir.mkdir(parents=True, exist_ok=True)
+        return storage_url(self.cfg, self.experiment_dir)
+
+    def _make_planner(self) -> RecoveryPlanner:
+        return RecoveryPlanner(self.cfg, self.storage, study_name=self.cfg.optuna.study_name,
+                               seed=self.cfg.optuna.seed)
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(intervention)`` for every intervention from now on."""
+        self._listeners.append(fn)
+
+    def _trial(self, trial_id: str, config: Mapping[str, Any] | None, now: float) -> _TrialState:
+        state = self._trials.get(trial_id)
+        if state is None:
+            state = _TrialState(TrialMonitor(self.cfg, start_time=now), dict(config or {}))
+            self._trials[trial_id] = state
+        return state
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def trial_ids(self) -> list[str]:
+        return list(self._trials)
+
+    def healthy_checkpoint(self, trial_id: str) -> HealthyCheckpoint | None:
+        state = self._trials.get(trial_id)
+        return None if state is None else state.healthy
+
+    def expected_config(self, trial_id: str) -> dict[str, Any] | None:
+        """The config this supervisor last gave the trial (None: unknown trial)."""
+        state = self._trials.get(trial_id)
+        return None if state is None else dict(state.config)
+
+    def recoveries(self, trial_id: str) -> int:
+        state = self._trials.get(trial_id)
+        return 0 if state is None else state.monitor.recoveries
+
+    def is_finished(self, trial_id: str) -> bool:
+        state = self._trials.get(trial_id)
+        return state is not None and state.finished
+
+    # ------------------------------------------------------------------ events
+    def attach_checkpoint(self, trial_id: str, checkpoint: Any, metrics: Mapping[str, Any]) -> bool:
+        """A checkpoint registered after its result was seen; adopt it if that result was healthy.
+
+        Matched by ``validation.step`` in ``metrics``; returns True when it became the trial's
+        last healthy checkpoint. Idempotent (seeing the same checkpoint again does nothing).
+        """
+        state = self._trials.get(trial_id)
+        if state is None or state.pending is None:
+            return False
+        name = self.cfg.metric_name("validation.step") or "validation.step"
+        step, result = state.pending
+        value = metrics.get(name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != step:
+            return False
+        state.healthy = HealthyCheckpoint(checkpoint, step, dict(result))
+        state.pending = None
+        return True
+
+    def on_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any],
+                  checkpoint: Any | None, now: float) -> Action:
+        """Record ``result`` (and the ``checkpoint`` reported with it, if known) and decide."""
+        state = self._trial(trial_id, config, now)
+        state.config = dict(config)
+        decision = state.monitor.observe(result, now)
+        step = state.monitor.history.step
+        numbers = _numbers(result)
+        state.last_loss = numbers.get(self.cfg.metric_name("validation.loss") or "", math.nan)
+        if decision.healthy:
+            state.pending = (step, numbers)
+            if checkpoint is not None:
+                state.healthy, state.pending = HealthyCheckpoint(checkpoint, step, numbers), None
+        self._count_outcome(trial_id, state)
+        action = self._act(trial_id, state, decision, step, now)
+        if action.kind == "continue":
+            self._maybe_save(now)
+        return action
+
+    def _act(self, trial_id: str, state: _TrialState, decision: Decision, step: int,
+             now: float) -> Action:
+        if decision.action == "continue":
+            return CONTINUE
+        if decision.action == "stop":
+            state.finished = True
+            self._tell_outcome(trial_id, state)
+            record = Intervention.create(trial_id, step, now, "stop", decision.problems,
+                                         decision.reasons, state.config, state.config)
+            self._record(record)
+            return Action("stop", intervention=record)
+        kind = decision.action
+        if kind == "mutate" and state.healthy is None:
+            kind = "restart"   # nothing healthy to roll back to
+        self._tell_outcome(trial_id, state)
+        new_config = dict(self.planner.propose(trial_id, state.config, decision.problems, kind))
+        healthy = state.healthy if kind == "mutate" else None
+        if kind == "restart":
+            new_config[GENERATION_KEY] = int(state.config.get(GENERATION_KEY, 0)) + 1
+            state.healthy = None   # checkpoints of older generations are ignored by the trainable
+        state.monitor.rolled_back(now, kind)
+        state.pending = None
+        state.outcome_due = self.outcome_reports
+        record = Intervention.create(trial_id, step, now, kind, decision.problems, decision.reasons,
+                                     state.config, new_config,
+                                     None if healthy is None else healthy.step)
+        state.config = new_config
+        self._record(record)
+        return Action(kind, new_config, None if healthy is None else healthy.checkpoint,
+                      None if healthy is None else dict(healthy.metrics), record)
+
+    def on_error(self, trial_id: str, config: Mapping[str, Any], now: float) -> Action:
+        """A crashed trial that will be retried: halve ``batch_size`` (min 8), resume healthy."""
+        state = self._trial(trial_id, config, now)
+        state.retries += 1
+        self._tell_outcome(trial_id, state)
+        new_config = dict(config)
+        if "batch_size" in new_config:
+            new_config["batch_size"] = max(MIN_BATCH_SIZE, int(new_config["batch_size"]) // 2)
+        healthy = state.healthy
+        step = state.monitor.history.step if len(state.monitor.history) else 0
+        record = Intervention.create(
+            trial_id, step, now, "retry", (),
+            (f"trial crashed (retry {state.retries}); retrying with batch_size "
+             f"{config.get('batch_size')} -> {new_config.get('batch_size')}",),
+            config, new_config, None if healthy is None else healthy.step)
+        state.config = new_config
+        state.pending = None
+        self._record(record)
+        return Action("retry", new_config, None if healthy is None else healthy.checkpoint,
+                      None if healthy is None else dict(healthy.metrics), record)
+
+    def on_complete(self, trial_id: str, result: Mapping[str, Any] | None = None) -> None:
+        """The trial finished (or failed for good): tell any outstanding outcome, save."""
+        state = self._trials.get(trial_id)
+        if state is None:
+            return
+        if result:
+            name = self.cfg.metric_name("validation.loss") or ""
+            state.last_loss = _numbers(result).get(name, state.last_loss)
+        self._tell_outcome(trial_id, state)
+        state.finished = True
+        self.save()
+
+    # ------------------------------------------------------------------ outcomes
+    def _count_outcome(self, trial_id: str, state: _TrialState) -> None:
+        if state.outcome_due is None:
+            return
+        state.outcome_due -= 1
+        if state.outcome_due <= 0:
+            self._tell_outcome(trial_id, state)
+
+    def _tell_outcome(self, trial_id: str, state: _TrialState) -> None:
+        if state.outcome_due is None:
+            return
+        state.outcome_due = None
+        try:
+            self.planner.report_outcome(trial_id, float(state.last_loss))
+        except Exception:  # the study is advisory: a storage hiccup must not kill the sweep
+            logger.exception("could not report the recovery outcome of trial %s", trial_id)
+
+    # ------------------------------------------------------------------ interventions
+    def _record(self, intervention: Intervention) -> None:
+        self.interventions.append(intervention)
+        if self.echo:
+            print(intervention.line(), flush=True)
+        logger.info("%s", intervention.line())
+        if self.experiment_dir is not None:
+            append_jsonl(self.experiment_dir / INTERVENTIONS_FILE, intervention)
+        for fn in self._listeners:
+            try:
+                fn(intervention)
+            except Exception:
+                logger.exception("intervention listener %r failed", fn)
+        self.save()
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        trials = {}
+        for tid, s in self._trials.items():
+            healthy = None if s.healthy is None else {
+                "checkpoint": checkpoint_to_state(s.healthy.checkpoint), "step": s.healthy.step,
+                "metrics": s.healthy.metrics}
+            trials[tid] = {"monitor": s.monitor.state_dict(), "config": s.config, "healthy": healthy,
+                           "pending": None if s.pending is None else list(s.pending),
+                           "outcome_due": s.outcome_due, "last_loss": s.last_loss,
+                           "retries": s.retries, "finished": s.finished}
+        return {"version": 1, "trials": trials,
+                "interventions": [i.to_dict() for i in self.interventions],
+                "study": {"storage": self.storage, "study_name": self.cfg.optuna.study_name},
+                "planner": self.planner.state_dict()}
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (healthy checkpoints come back as path strings)."""
+        if d.get("version") != 1:
+            raise ValueError(f"Supervisor state version {d.get('version')!r} is not supported; "
+                             "expected 1 (state written by this version of smart-tuner)")
+        self._trials = {}
+        for tid, t in d["trials"].items():
+            monitor = TrialMonitor(self.cfg, start_time=0.0)
+            monitor.load_state_dict(t["monitor"])
+            h = t.get("healthy")
+            pending = t.get("pending")
+            self._trials[tid] = _TrialState(
+                monitor, dict(t.get("config") or {}),
+                None if h is None else HealthyCheckpoint(h["checkpoint"], int(h["step"]),
+                                                         dict(h.get("metrics") or {})),
+                None if pending is None else (int(pending[0]), dict(pending[1])),
+                t.get("outcome_due"), float(t.get("last_loss", math.nan)),
+                int(t.get("retries", 0)), bool(t.get("finished", False)))
+        self.interventions = [Intervention.from_dict(i) for i in d.get("interventions", ())]
+        if d.get("planner"):
+            self.planner.load_state_dict(d["planner"])
+
+    def save(self, now: float | None = None) -> Path | None:
+        """Write the state to ``<experiment_dir>/smart_tuner_state.json`` (atomic replace)."""
+        if self.experiment_dir is None:
+            return None
+        path = self.experiment_dir / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.state_dict()), encoding="utf-8")
+        os.replace(tmp, path)
+        if now is not None:
+            self._last_save = now
+        return path
+
+    def _maybe_save(self, now: float) -> None:
+        if self.experiment_dir is not None and now - self._last_save >= self.persist_every_s:
+            self.save(now)
+
+    def load(self) -> bool:
+        """Load ``<experiment_dir>/smart_tuner_state.json`` if it exists; True when loaded."""
+        if self.experiment_dir is None:
+            return False
+        path = self.experiment_dir / STATE_FILE
+        if not path.is_file():
+            return False
+        self.load_state_dict(json.loads(path.read_text(encoding="utf-8")))
+        return True
+
+    @staticmethod
+    def saved_trial_ids(experiment_dir: str | Path) -> set[str]:
+        """Trial ids in a saved state file (empty when there is none)."""
+        path = Path(experiment_dir) / STATE_FILE
+        if not path.is_file():
+            return set()
+        return set(json.loads(path.read_text(encoding="utf-8")).get("trials", {}))
+
+
+__all__ = ["Action", "CONTINUE", "HealthyCheckpoint", "Supervisor", "checkpoint_to_state"]
