@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from model.audio import AudioConfig
+from model.data import (
+    Batch,
+    DatasetError,
+    FeatureSet,
+    LoaderError,
+    collate,
+    features_path,
+    load_features,
+    make_loader,
+    prepare_features,
+    read_metadata,
+    split_indices,
+)
+from model.text import SymbolSet
+
+torch.set_num_threads(1)
+
+
+def _tone_dataset(root: Path, rows: list[str], seconds: float = 0.3, rate: int = 22050) -> Path:
+    """A tiny LJSpeech-layout dataset: metadata rows as given, a tone wav for each id."""
+    (root / "wavs").mkdir(parents=True)
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for k, row in enumerate(rows):
+        t = np.arange(int(seconds * (k + 1) * rate)) / rate
+        sf.write(root / "wavs" / f"{row.split('|')[0]}.wav", 0.3 * np.sin(2 * np.pi * 440 * t), rate)
+    return root
+
+
+def _copy(corpus_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(corpus_dir, tmp_path / "ds", ignore=shutil.ignore_patterns(".cache")))
+
+
+def _lines(root: Path) -> list[str]:
+    return (root / "metadata.csv").read_text().splitlines()
+
+
+def _set_line(n: int, text: str) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        lines = _lines(root)
+        lines[n - 1] = text
+        (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return edit
+
+
+def _wav(uid: str, action: str) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        path = root / "wavs" / f"{uid}.wav"
+        if action == "delete":
+            path.unlink()
+        elif action == "garbage":
+            path.write_bytes(b"this is not a wav file at all" * 10)
+        elif action == "empty":
+            sf.write(path, np.zeros(0, dtype=np.int16), 22050, subtype="PCM_16")
+    return edit
+
+
+# (edit to a copy of the 24-utterance corpus, expected fragments of the one-line message)
+BROKEN = [
+    pytest.param(lambda r: shutil.rmtree(r), ["does not exist", "smart-tuner corpus"], id="no-folder"),
+    pytest.param(lambda r: (r / "metadata.csv").unlink(), ["metadata.csv is missing"], id="no-metadata"),
+    pytest.param(_set_line(3, "ST-0003|a|b|c"), ["metadata.csv line 3", "got 4"], id="too-many-fields"),
+    pytest.param(_set_line(5, "ST-0005"), ["metadata.csv line 5", "got 1"], id="one-field"),
+    pytest.param(_set_line(2, "ST-0002|  |  "), ["metadata.csv line 2", "empty text", "ST-0002"], id="empty-text"),
+    pytest.param(_set_line(4, "|hello|hello"), ["metadata.csv line 4", "empty id"], id="empty-id"),
+    pytest.param(_set_line(6, "ST-0001|again|again"), ["metadata.csv line 6", "repeats line 1"], id="dup-id"),
+    pytest.param(_wav("ST-0007", "delete"), ["ST-0007.wav is missing", "metadata.csv line 7"], id="missing-wav"),
+    pytest.param(_wav("ST-0008", "garbage"), ["ST-0008.wav is unreadable", "metadata.csv line 8"], id="bad-wav"),
+    pytest.param(_wav("ST-0009", "empty"), ["ST-0009.wav has no audio", "metadata.csv line 9"], id="empty-wav"),
+    pytest.param(lambda r: (r / "metadata.csv").write_text("\n\n"), ["has no utterances"], id="no-lines"),
+    pytest.param(lambda r: (r / "metadata.csv").write_bytes(b"ST-0001|\xff\xfe|x\n"), ["UTF-8"], id="not-utf8"),
+]
+
+
+@pytest.mark.parametrize("break_it, fragments", BROKEN)
+def test_broken_datasets_name_file_and_line(corpus_dir: Path, tmp_path: Path,
+                                            break_it: Callable[[Path], None], fragments: list[str]) -> None:
+    root = _copy(corpus_dir, tmp_path)
+    break_it(root)
+    for call in (read_metadata, lambda r: load_features(r, cache_dir=tmp_path / "cache")):
+        with pytest.raises(DatasetError) as info:
+            call(root)
+        message = str(info.value)
+        assert "\n" not in message and "fix:" in message
+        for fragment in fragments:
+            assert fragment in message
+
+
+def test_read_metadata_prefers_normalized_text(tmp_path: Path) -> None:
+    root = _tone_dataset(tmp_path / "ds", ["a|Dr. Lee|doctor lee", "b|two words", "c|raw|"])
+    utts = read_metadata(root)
+    assert [(u.id, u.text, u.line) for u in utts] == [("a", "doctor lee", 1), ("b", "two words", 2), ("c", "raw", 3)]
+    assert utts[0].wav_path == root / "wavs" / "a.wav"
+
+
+def test_features_of_the_corpus(features: FeatureSet, corpus_dir: Path) -> None:
+    assert len(features) == 24 and features.cleaner == "english"
+    assert features.symbols == SymbolSet.english()
+    assert features.ids == [u.id for u in read_metadata(corpus_dir)]
+    for text, ids, mel, n in zip(features.texts, features.text_ids, features.mels, features.mel_lengths):
+        assert ids.dtype == torch.long and ids[-1] == 1 and features.symbols.decode(ids.tolist()) == text
+        assert mel.dtype == torch.float32 and mel.shape == (80, n) and 60 < n < 400
+        assert mel.max() > -2.0 and mel.min() >= np.log(1e-5) - 1e-5
+    assert torch.equal(features.encode("Dr. Lee has 3 cats."), torch.tensor(
+        features.symbols.encode("doctor lee has three cats."), dtype=torch.long))
+
+
+def test_cache_is_reused_and_keyed(corpus_dir: Path, tmp_path: Path) -> None:
+    path = prepare_features(corpus_dir, cache_dir=tmp_path, progress=False)
+    stamp = path.stat().st_mtime_ns
+    again = load_features(corpus_dir, cache_dir=tmp_path)
+    assert path.stat().st_mtime_ns == stamp and prepare_features(corpus_dir, cache_dir=tmp_path) == path
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
+    assert path.name.startswith(f"features-{AudioConfig().cache_key()}-")
+    assert features_path(corpus_dir, AudioConfig(n_mels=40), tmp_path) != path
+    small = load_features(corpus_dir, AudioConfig(n_mels=40), tmp_path)
+    assert small.mels[0].shape[0] == 40 and again.mels[0].shape[0] == 80
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["symbols"] == list(SymbolSet.english().symbols)
+
+
+def test_cache_follows_a_changed_dataset(corpus_dir: Path, tmp_path: Path) -> None:
+    root = _copy(corpus_dir, tmp_path)
+    first = features_path(root, cache_dir=tmp_path / "c")
+    lines = _lines(root)
+    (root / "metadata.csv").write_text("\n".join(lines[:-1]) + "\n")
+    assert features_path(root, cache_dir=tmp_path / "c") != first
+    assert len(load_features(root, cache_dir=tmp_path / "c")) == 23
+
+
+def test_default_cache_lives_beside_the_dataset(corpus_dir: Path, tmp_path: Path) -> None:
+    root = _copy(corpus_dir, tmp_path)
+    assert prepare_features(root, progress=False).parent == root / ".cache"
+
+
+def test_russian_dataset_gets_its_own_symbols(tmp_path: Path) -> None:
+    rows = ["r1|\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!",
+            "r2|\u0401\u0436 \u0438 \u0451\u043b\u043a\u0430."]
+    root = _tone_dataset(tmp_path / "ru", rows)
+    fs = load_features(root, cache_dir=tmp_path / "c")
+    assert fs.cleaner == "basic" and "\u0451" in fs.symbols.symbols
+    assert fs.texts == ["\u043f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!", "\u0451\u0436 \u0438 \u0451\u043b\u043a\u0430."]
+    assert load_features(root, cache_dir=tmp_path / "c").symbols == fs.symbols  # stored in the cache
+    with pytest.raises(DatasetError, match=r"metadata.csv line 1: unknown characters"):
+        load_features(root, cache_dir=tmp_path / "c", symbols=SymbolSet.english())
+
+
+def test_resampled_dataset(tmp_path: Path) -> None:
+    root = _tone_dataset(tmp_path / "ds", ["a|one", "b|two"], seconds=0.5, rate=16000)
+    fs = load_features(root, cache_dir=tmp_path / "c")
+    assert fs.mel_lengths == [1 + 11025 // 256, 1 + 22050 // 256]
+
+
+@pytest.mark.parametrize(
+    "n, val_fraction, min_val, n_val",
+    [(600, 0.05, 8, 30), (24, 0.05, 8, 8), (5, 0.05, 8, 4), (100, 0.2, 1, 20), (2, 0.0, 0, 0)],
+)
+def test_split_indices(n: int, val_fraction: float, min_val: int, n_val: int) -> None:
+    train, val = split_indices(n, val_fraction, seed=7, min_val=min_val)
+    assert len(val) == n_val and sorted(train + val) == list(range(n))
+    assert (train, val) == split_indices(n, val_fraction, seed=7, min_val=min_val)
+    if n >= 100:
+        assert val != split_indices(n, val_fraction, seed=8, min_val=min_val)[1]
+
+
+@pytest.mark.parametrize("n, val_fraction", [(1, 0.05), (10, 1.0), (10, -0.1)])
+def test_split_rejects(n: int, val_fraction: float) -> None:
+    with pytest.raises(LoaderError):
+        split_indices(n, val_fraction)
+
+
+def _item(i: int, n_text: int, n_frames: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Utterance i: n_text ids ending with eos, a (80, n_frames) mel filled with i."""
+    text = torch.tensor([2 + k for k in range(n_text - 1)] + [1], dtype=torch.long)  # (L,)
+    return i, text, torch.full((80, n_frames), float(i))
+
+
+@pytest.mark.parametrize(
+    "lengths, r, t_max",
+    [([(5, 10), (7, 13), (3, 4)], 1, 13), ([(5, 10), (7, 13)], 3, 15), ([(4, 9)], 3, 9), ([(2, 1)], 2, 2)],
+)
+def test_collate_pads_and_sets_gate_targets(lengths: list[tuple[int, int]], r: int, t_max: int) -> None:
+    batch = collate([_item(i, lt, lm) for i, (lt, lm) in enumerate(lengths)], n_frames_per_step=r)
+    b = len(lengths)
+    assert batch.mels.shape == (b, 80, t_max) and batch.gate_targets.shape == (b, t_max)
+    assert batch.text_lengths.tolist() == sorted((lt for lt, _ in lengths), reverse=True)
+    assert batch.text.shape == (b, max(lt for lt, _ in lengths))
+    for k in range(b):
+        i, n_text, n_mel = int(batch.indices[k]), int(batch.text_lengths[k]), int(batch.mel_lengths[k])
+        assert (n_text, n_mel) == lengths[i]
+        assert batch.text[k, n_text - 1] == 1 and (batch.text[k, n_text:] == 0).all()
+        assert (batch.mels[k, :, :n_mel] == float(i)).all() and (batch.mels[k, :, n_mel:] == 0).all()
+        assert batch.gate_targets[k].tolist() == [0.0] * (n_mel - 1) + [1.0] * (t_max - n_mel + 1)
+
+
+def test_loader_batches_cover_the_split(features: FeatureSet) -> None:
+    train, _ = split_indices(len(features))
+    loader = make_loader(features, train, batch_size=4, n_frames_per_step=2, seed=3)
+    seen: list[int] = []
+    for batch in loader:
+        assert isinstance(batch, Batch) and batch.mels.shape[2] % 2 == 0
+        assert batch.mels.shape[2] == -(-int(batch.mel_lengths.max()) // 2) * 2
+        assert (batch.text_lengths[:-1] >= batch.text_lengths[1:]).all()
+        seen += batch.indices.tolist()
+    assert sorted(seen) == train and len(loader) == 4
+    epoch2 = [b.indices.tolist() for b in loader]
+    assert sorted(sum(epoch2, [])) == train  # a new epoch reshuffles but covers the same set
+
+
+def test_loader_is_deterministic_by_seed(features: FeatureSet) -> None:
+    idx = list(range(len(features)))
+    order = lambda seed: [b.indices.tolist() for b in make_loader(features, idx, 4, seed=seed)]  # noqa: E731
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    fixed = [b.indices.tolist() for b in make_loader(features, idx, 4, shuffle=False)]
+    assert fixed == [b.indices.tolist() for b in make_loader(features, idx, 4, shuffle=False)]
+
+
+def test_bucketing_groups_similar_lengths(features: FeatureSet) -> None:
+    idx = list(range(len(features)))
+
+    def waste(bucket: bool) -> int:
+        loader = make_loader(features, idx, 3, seed=0, bucket=bucket)
+        return sum(int(b.mel_lengths.max()) * len(b) - int(b.mel_lengths.sum()) for b in loader)
+
+    assert waste(True) < waste(False)  # fewer padded frames
+
+
+def test_drop_last_and_batch_to(features: FeatureSet) -> None:
+    loader = make_loader(features, list(range(10)), 4, drop_last=True)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 2 and all(len(b) == 4 for b in batches)
+    moved = batches[0].to("cpu")
+    assert torch.equal(moved.mels, batches[0].mels) and moved.indices is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"batch_size": 0}, "batch_size"), ({"n_frames_per_step": 0}, "n_frames_per_step"),
+     ({"indices": []}, "no indices"), ({"indices": [0, 99]}, "outside"),
+     ({"batch_size": 50, "drop_last": True}, "lower batch_size")],
+)
+def test_make_loader_rejects(features: FeatureSet, kwargs: dict, match: str) -> None:
+    args = {"indices": list(range(len(features))), "batch_size": 4, **kwargs}
+    with pytest.raises(LoaderError, match=match):
+        make_loader(features, **args)
