@@ -18,6 +18,10 @@ from model.layers import lengths_to_mask
 from model.tacotron2 import Tacotron2Output
 
 
+class LossConfigError(ValueError):
+    """A Tacotron2Loss weight is unusable; the message names it, its value and a sensible one."""
+
+
 class BatchLike(Protocol):
     """What the loss reads from ``model.data.Batch``."""
 
@@ -59,14 +63,13 @@ class Tacotron2Loss(nn.Module):
     def __init__(self, gate_pos_weight: float = 5.0, gate_loss_weight: float = 1.0,
                  guided_attention_weight: float = 1.0, guided_attention_sigma: float = 0.2) -> None:
         super().__init__()
-        checks = {"gate_pos_weight": (gate_pos_weight, 0.0, False), "gate_loss_weight": (gate_loss_weight, 0.0, True),
-                  "guided_attention_weight": (guided_attention_weight, 0.0, True),
-                  "guided_attention_sigma": (guided_attention_sigma, 0.0, False)}
-        for name, (value, low, allow_equal) in checks.items():
-            ok = math.isfinite(value) and (value >= low if allow_equal else value > low)
-            if not ok:
-                bound = ">= 0" if allow_equal else "> 0"
-                raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+        checks = {"gate_pos_weight": (gate_pos_weight, False, 5.0), "gate_loss_weight": (gate_loss_weight, True, 1.0),
+                  "guided_attention_weight": (guided_attention_weight, True, 1.0),
+                  "guided_attention_sigma": (guided_attention_sigma, False, 0.2)}
+        for name, (value, zero_ok, default) in checks.items():
+            if not (math.isfinite(value) and (value >= 0.0 if zero_ok else value > 0.0)):
+                bound = ">= 0" if zero_ok else "> 0"
+                raise LossConfigError(f"{name} must be finite and {bound}, got {value!r}; use e.g. {default}")
         self.gate_pos_weight = float(gate_pos_weight)
         self.gate_loss_weight = float(gate_loss_weight)
         self.guided_attention_weight = float(guided_attention_weight)

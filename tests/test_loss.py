@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model.data import Batch, collate
-from model.loss import LossTerms, Tacotron2Loss, guided_attention_weights
+from model.loss import LossConfigError, LossTerms, Tacotron2Loss, guided_attention_weights
 from model.tacotron2 import GATE_PAD_LOGIT, Tacotron2Output
 
 
@@ -130,5 +130,6 @@ def test_gradient_flows_to_outputs() -> None:
     ({"guided_attention_sigma": 0.0}, "guided_attention_sigma must be finite and > 0"),
 ])
 def test_bad_weights_raise(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(LossConfigError, match=message):
         Tacotron2Loss(**kwargs)
+    assert issubclass(LossConfigError, ValueError)
