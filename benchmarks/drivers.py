@@ -215,7 +215,8 @@ class SmartDriver(Driver):
         from tuner.supervisor import Supervisor
 
         cfg = load_config()
-        self.supervisor = Supervisor(cfg, None, planner=RecoveryPlanner(cfg, None, seed=seed))
+        # echo=False: interventions are kept in supervisor.interventions, not printed per line.
+        self.supervisor = Supervisor(cfg, None, planner=RecoveryPlanner(cfg, None, seed=seed), echo=False)
 
     def result(self, trial: SimTrial, result: dict[str, Any], checkpoint: Any, now: float) -> Verdict:
         action = self.supervisor.on_result(trial.trial_id, dict(trial.config), result, checkpoint, now)

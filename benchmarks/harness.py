@@ -58,6 +58,7 @@ class RunRecord:
     curve: list[tuple[int, float]] = field(default_factory=list)   # (compute, best so far)
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     decision_us: list[float] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)                   # smart: intervention lines
 
 
 def ground_truth(spec: TrialSpec, scenario: Scenario, calibration: Calibration) -> bool:
@@ -107,6 +108,9 @@ def run_population(scenario: Scenario, seed: int, scheduler: str, calibration: C
             if rec.compute >= scenario.budget:
                 break
             _one_report(scenario, rec, driver, trial, sims[trial.trial_id], faults[trial.trial_id], running, now)
+    supervisor = getattr(driver, "supervisor", None)
+    if supervisor is not None:
+        rec.log = [i.line() for i in supervisor.interventions]
     for trial in controller.trials:
         tr, sim, fault = rec.trials[trial.trial_id], sims[trial.trial_id], faults[trial.trial_id]
         tr.final_loss = float(trial.last_result.get("validation.loss", math.nan))

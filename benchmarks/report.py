@@ -1,0 +1,191 @@
+"""Report of the sweep benchmark: the best-so-far plot and the sweep section of BENCHMARKS.md.
+
+``write_section`` replaces only the text between ``<!-- sweep:begin -->`` and
+``<!-- sweep:end -->``; everything else in BENCHMARKS.md (other engineers' sections) is kept
+byte for byte. Hand-written analysis (why a goal is missed, calibration notes) lives in
+benchmarks/report_notes.md and is included verbatim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+NOTES = Path(__file__).parent / "report_notes.md"
+BEGIN, END = "<!-- sweep:begin -->", "<!-- sweep:end -->"
+ORDER = ("fifo", "fifo_nan_stop", "asha", "pbt", "smart")
+
+
+class ReportError(ValueError):
+    """BENCHMARKS.md lacks the sweep markers."""
+
+
+def plot(doc: Mapping[str, Any], path: str | Path) -> None:
+    """best-so-far validation.loss (median over seeds) against compute, one line per scheduler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for name in ORDER:
+        s = doc.get(name)
+        if not isinstance(s, dict) or "best_so_far" not in s:
+            continue
+        pts = [(c, v) for c, v in s["best_so_far"] if v is not None]
+        if pts:
+            ax.plot([c for c, _ in pts], [v for _, v in pts], label=name, lw=2 if name == "smart" else 1.3)
+    ax.axhline(doc["scenario"]["target"], color="grey", ls=":", lw=1, label="target")
+    ax.set_xlabel("compute (trial-reports summed over trials)")
+    ax.set_ylabel("best validation.loss so far (median over seeds)")
+    ax.set_yscale("log")
+    ax.set_title(f"scenario {doc['scenario']['name']}: {len(doc['seeds'])} seeds x {doc['scenario']['trials']} trials")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _f(x: Any, fmt: str = "{:.3g}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def _ci(ci: Any) -> str:
+    return "" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _row(name: str, s: Mapping[str, Any], n_seeds: int) -> str:
+    if "error" in s:
+        return f"| {name} | not run: {s['error']} |" + " |" * 8
+    rate = s.get("faults_recovered_rate")
+    return (
+        f"| {name} | {_f(s['compute_to_target'], '{:.0f}')} ({s['target_reached_seeds']}/{n_seeds}) "
+        f"| {_f(s.get('compute_to_target_vs_fifo'), '{:.2f}x')} "
+        f"| {_f(s['best_loss_at_budget'], '{:.4f}')} "
+        f"| {s['faults_recovered']}/{s['recoverable_faults_injected']} = {_f(rate, '{:.0%}')}{_ci(s.get('faults_recovered_wilson95'))} "
+        f"| {s['unrecoverable_faults_stopped']}/{s['unrecoverable_faults_injected']} "
+        f"| {s['false_positive_interventions']} on {s['healthy_trials_intervened']}/{s['healthy_trials']} trials{_ci(s.get('healthy_trials_intervened_wilson95'))} "
+        f"| {_f(s['detection_latency_reports'], '{:.1f}')} / {_f(s['detection_latency_explosion_reports'], '{:.1f}')} "
+        f"| {_f(s['overhead_us_p50'], '{:.1f}')} / {_f(s['overhead_us_p99'], '{:.0f}')} |"
+    )
+
+
+def _goals(doc: Mapping[str, Any]) -> list[str]:
+    sm, fifo = doc.get("smart", {}), doc.get("fifo", {})
+    if "error" in sm or not sm:
+        return ["Smart Tuner did not run, so no goal can be judged."]
+    asha_o = doc.get("overhead", {}).get("asha", {}).get("1000", {})
+    rate = sm.get("faults_recovered_rate")
+    rows = [
+        ("compute-to-target <= 0.40x FIFO (median of per-seed ratios)", _f(sm.get("compute_to_target_vs_fifo"), "{:.2f}x"),
+         sm.get("compute_to_target_vs_fifo") is not None and sm["compute_to_target_vs_fifo"] <= 0.40),
+        ("compute-to-target below ASHA", f"{_f(sm.get('compute_to_target_vs_asha'), '{:.2f}x')} ASHA",
+         sm.get("compute_to_target_vs_asha") is not None and sm["compute_to_target_vs_asha"] < 1.0),
+        ("compute-to-target below PBT", f"{_f(sm.get('compute_to_target_vs_pbt'), '{:.2f}x')} PBT",
+         sm.get("compute_to_target_vs_pbt") is not None and sm["compute_to_target_vs_pbt"] < 1.0),
+        (">= 99% of recoverable faults recovered", f"{_f(rate, '{:.1%}')}{_ci(sm.get('faults_recovered_wilson95'))}",
+         rate is not None and rate >= 0.99),
+        ("0 interventions on healthy trials", str(sm.get("false_positive_interventions")),
+         sm.get("false_positive_interventions") == 0),
+        ("median detection latency 1 report for NaN/explosions", _f(sm.get("detection_latency_explosion_reports"), "{:.1f}"),
+         sm.get("detection_latency_explosion_reports") == 1),
+        ("overhead p50 < 100 us at 1,000 trials", _f(sm.get("overhead_us_p50"), "{:.1f} us"),
+         sm.get("overhead_us_p50") is not None and sm["overhead_us_p50"] < 100),
+        ("overhead p50 not above ASHA", f"{_f(sm.get('overhead_us_p50'), '{:.1f}')} vs {_f(asha_o.get('p50'), '{:.1f}')} us",
+         asha_o.get("p50") is not None and sm.get("overhead_us_p50") is not None and sm["overhead_us_p50"] <= asha_o["p50"]),
+    ]
+    out = ["| goal | measured | met |", "|---|---|---|"]
+    out += [f"| {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in rows]
+    del fifo
+    return out
+
+
+def _overhead(doc: Mapping[str, Any]) -> list[str]:
+    over = doc.get("overhead", {})
+    sizes = ("1", "100", "1000")
+    out = ["| scheduler | " + " | ".join(f"{n} trials p50 / p99 (us)" for n in sizes) + " |", "|---" * 4 + "|"]
+    for name, cells in over.items():
+        if "error" in cells:
+            out.append(f"| {name} | {cells['error']} | | |")
+            continue
+        out.append(f"| {name} | " + " | ".join(
+            f"{_f(cells[n]['p50'], '{:.1f}')} / {_f(cells[n]['p99'], '{:.0f}')}" for n in sizes if n in cells) + " |")
+    return out
+
+
+def _faults(s: Mapping[str, Any]) -> list[str]:
+    out = ["| fault | injected | recovered | acted on | stopped | median latency (reports) |", "|---|---|---|---|---|---|"]
+    for kind, k in s.get("by_fault", {}).items():
+        out.append(f"| {kind} | {k['injected']} | {k['recovered']} | {k['acted_on']} | {k['stopped']} "
+                   f"| {_f(k['detection_latency_reports'], '{:.1f}')} |")
+    return out
+
+
+def section(doc: Mapping[str, Any]) -> str:
+    """Markdown of the sweep section (without the markers)."""
+    sc = doc["scenario"]
+    n = len(doc["seeds"])
+    faults = ", ".join(f"{f['kind']} {f['rate']:.0%} (onset reports {f['onset'][0]}-{f['onset'][1]}"
+                       f"{', highest learning rates' if f['select'] == 'highest_learning_rate' else ''})" for f in sc["faults"])
+    lines = [
+        "## Fault-injected sweep: Smart Tuner against FIFO, ASHA and PBT",
+        "",
+        f"Command: `{doc.get('command', 'python -m benchmarks.sweep --scenario ' + sc['path'])}` (`make bench`); "
+        f"this run took {doc.get('elapsed_s', '?')} s on the 2-core machine. Raw figures: "
+        "`benchmarks/results/sweep.json`; Smart Tuner's interventions: `benchmarks/results/smart_interventions.log`.",
+        "",
+        f"Scenario `{sc['path']}` (fixed before the comparison): {sc['trials']} trials per seed, seeds {doc['seeds'][0]}-{doc['seeds'][-1]} ({n}), "
+        f"at most {sc['max_concurrent']} running at once, {sc['max_reports']} validation reports per trial, budget {sc['budget']} "
+        f"trial-reports, target validation.loss <= {sc['target']}. Faults ({sum(f['rate'] for f in sc['faults']):.0%} of trials): {faults}.",
+        "Compute unit: one trial-report = one validation interval of one trial "
+        f"({sc['steps_per_report']} training steps); re-trained reports after a rollback count again.",
+        "",
+        "Tier 1a (surrogate trials through the real scheduler objects' hooks, all seeds):",
+        "",
+        "| scheduler | compute to target, median (seeds reached) | vs FIFO | best loss at budget | recoverable faults recovered [Wilson 95%] "
+        "| unrecoverable stopped | interventions on healthy trials [trials, Wilson 95%] | detection latency all / explosion (reports) "
+        "| overhead p50 / p99 (us, 1,000 trials) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_row(name, doc[name], n) for name in ORDER if name in doc]
+    lines += ["", "![best so far](benchmarks/results/best_so_far.png)", "", "Goals (issue 4) against tier 1a:", ""]
+    lines += _goals(doc)
+    if "smart" in doc and "by_fault" in doc["smart"]:
+        lines += ["", "Smart Tuner per fault kind (tier 1a, all seeds):", ""] + _faults(doc["smart"])
+    lines += ["", "Decision overhead per result (`python -m benchmarks.overhead`, same run):", ""] + _overhead(doc)
+    t1b = doc.get("tier1b_ray_tune")
+    if t1b:
+        lines += ["", f"Tier 1b (real Ray Tune, seeds {t1b.get('seeds')}, {t1b.get('trials')} trials, "
+                  f"{t1b.get('elapsed_s')} s):", "",
+                  "| scheduler | compute to target | best loss at budget | recoverable recovered | interventions on healthy | explosion latency |",
+                  "|---|---|---|---|---|---|"]
+        for name in ORDER:
+            s = t1b.get(name)
+            if not isinstance(s, dict):
+                continue
+            if "error" in s:
+                lines.append(f"| {name} | not run: {s['error']} | | | | |")
+                continue
+            lines.append(f"| {name} | {_f(s.get('compute_to_target'), '{:.0f}')} | {_f(s.get('best_loss_at_budget'), '{:.4f}')} "
+                         f"| {s.get('faults_recovered')}/{s.get('recoverable_faults_injected')} | {s.get('false_positive_interventions')} "
+                         f"| {_f(s.get('detection_latency_explosion_reports'), '{:.1f}')} |")
+    t2 = doc.get("tier2_real")
+    if t2:
+        lines += ["", "Tier 2 (real tiny-Tacotron2 trials on CPU, `python -m benchmarks.sweep ... --real`):", "", t2.get("markdown", str(t2))]
+    if NOTES.exists():
+        lines += ["", NOTES.read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(doc: Mapping[str, Any], path: str | Path = BENCHMARKS_MD) -> None:
+    """Replace only the text between the sweep markers of BENCHMARKS.md."""
+    p = Path(path)
+    text = p.read_text()
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise ReportError(f"{p}: markers {BEGIN} ... {END} not found; restore them around the sweep section")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    p.write_text(head + BEGIN + "\n" + section(doc) + END + tail)
