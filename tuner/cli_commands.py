@@ -1,0 +1,120 @@
+"""The ``smart-tuner`` subcommands (parsing and error handling live in tuner/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import yaml
+
+from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner, default_name,
+                         ensure_dataset, resolve_storage, restore_tuner, smart_config)
+
+__all__ = ["cmd_tune", "cmd_resume", "cmd_analyze", "cmd_corpus", "print_summary"]
+
+
+def _tracking_uri(storage: str, experiment_dir: Path) -> str:
+    from tuner.mlflow_callback import default_tracking_uri
+
+    if "://" in storage and not os.environ.get("MLFLOW_TRACKING_URI"):
+        raise SweepError(f"--storage {storage} is remote: set MLFLOW_TRACKING_URI to an MLflow "
+                         "tracking server (the SQLite default needs a local folder)")
+    return default_tracking_uri(experiment_dir)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``smart-tuner tune``: validate everything, prepare the data, run the sweep, summarise."""
+    from tuner.search_space import load_search_space
+
+    space = load_search_space(args.search_space)
+    cfg, overrides = smart_config(space.smart_tuner, args.config)
+    storage = resolve_storage(args.storage)
+    name = args.name or default_name(args.search_space)
+    if "/" in name or name in (".", ".."):
+        raise SweepError(f"--name {name!r} must be a plain folder name without '/'")
+    experiment_dir = Path(storage) / name
+    if "://" not in storage and experiment_dir.exists() and any(experiment_dir.iterdir()):
+        raise SweepError(
+            f"experiment {name!r} already exists in {storage}; pick another --name or continue it "
+            f"with `smart-tuner resume {name} --storage {storage}`")
+    settings = SweepSettings(
+        search_space=str(Path(args.search_space).resolve()), storage=storage, name=name,
+        num_samples=args.num_samples or space.num_samples,
+        max_concurrent=args.max_concurrent or space.max_concurrent,
+        cpus_per_trial=space.cpus_per_trial,
+        gpus_per_trial=space.gpus_per_trial if args.gpus_per_trial is None else args.gpus_per_trial,
+        scheduler=args.scheduler or space.scheduler, metric=space.metric, mode=space.mode,
+        tracking_uri=_tracking_uri(storage, experiment_dir))
+    fixed = ensure_dataset(space)
+    param_space = dict(space.param_space(), data_dir=fixed["data_dir"])
+    tuner = build_tuner(space, settings, cfg, param_space)
+    if "://" not in storage:
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        settings.save()
+        (experiment_dir / SMART_CONFIG_FILE).write_text(yaml.safe_dump(overrides, sort_keys=False))
+    print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
+          f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
+    tuner.fit()
+    print_summary(settings)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``smart-tuner resume NAME``: Tuner.restore with unfinished and errored trials resumed."""
+    storage = resolve_storage(args.storage)
+    experiment_dir = Path(storage) / args.name
+    if not experiment_dir.is_dir():
+        raise SweepError(f"no experiment {args.name!r} in {storage}; check NAME and --storage "
+                         "(default ./runs)")
+    settings = SweepSettings.load(experiment_dir)
+    if settings.storage != storage:  # the folder was moved: follow it
+        settings = SweepSettings(**{**settings.__dict__, "storage": storage})
+    print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
+    restore_tuner(settings).fit()
+    print_summary(settings)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """``smart-tuner analyze NAME``: write report.md + curves and print the report."""
+    from tuner.analysis import analyze
+    from tuner.analysis_report import to_markdown, write_report
+
+    experiment_dir = Path(resolve_storage(args.storage)) / args.name
+    analysis = analyze(experiment_dir)
+    path = write_report(analysis)
+    print(to_markdown(analysis))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    """``smart-tuner corpus DIR``: build the built-in eSpeak NG corpus (reused when complete)."""
+    from model.corpus import build_corpus
+
+    out = build_corpus(args.dir, n_utterances=args.n, seed=args.seed, progress=True)
+    print(f"corpus: {out}")
+    return 0
+
+
+def print_summary(settings: SweepSettings) -> None:
+    """Summary table, report location, and the MLflow / TensorBoard commands."""
+    from tuner.analysis import analyze
+    from tuner.analysis_report import summary_table, write_report
+
+    experiment_dir = settings.experiment_dir
+    analysis = analyze(experiment_dir)
+    report = write_report(analysis)
+    print()
+    print(summary_table(analysis))
+    print()
+    issues = [(t.trial_id, i) for t in analysis.trials for i in t.issues]
+    for trial_id, issue in issues[:20]:
+        print(f"  {trial_id}: {issue}")
+    if len(issues) > 20:
+        print(f"  ... {len(issues) - 20} more in the report")
+    print()
+    print(f"report:      {report}")
+    print(f"MLflow:      mlflow ui --backend-store-uri {settings.tracking_uri}")
+    print(f"TensorBoard: tensorboard --logdir {experiment_dir}")

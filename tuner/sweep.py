@@ -1,0 +1,227 @@
+"""Build, run and resume a Ray Tune sweep of ``train_tts`` from a search space (used by the CLI).
+
+Experiment folder: ``<storage>/<name>`` (Ray's ``RunConfig(storage_path, name)``; ``storage``
+defaults to ``./runs``, made absolute). Smart Tuner adds to it:
+- ``smart_tuner_sweep.json``: how the sweep was started (search space, resources, scheduler,
+  metric, mode, tracking URI), read by ``resume``;
+- ``smart_tuner_config.yaml``: the smart_tuner overrides in force (search space section, then
+  ``--config`` merged over it), read by ``analyze`` and ``resume``;
+- ``mlflow.db`` + ``mlartifacts/`` (unless ``MLFLOW_TRACKING_URI`` points elsewhere);
+- ``interventions.jsonl``, ``smart_tuner_state.json``, ``recovery.db`` (SmartScheduler);
+- ``report.md`` and ``curves_*.png`` (analysis).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuner.search_space import SCHEDULERS, SearchSpace
+
+__all__ = [
+    "SweepError",
+    "SweepSettings",
+    "SWEEP_FILE",
+    "SMART_CONFIG_FILE",
+    "resolve_storage",
+    "smart_config",
+    "make_scheduler",
+    "ensure_dataset",
+    "build_tuner",
+    "restore_tuner",
+]
+
+SWEEP_FILE = "smart_tuner_sweep.json"
+SMART_CONFIG_FILE = "smart_tuner_config.yaml"
+
+
+class SweepError(ValueError):
+    """A user mistake about the sweep itself (name taken, unknown name, bad option value)."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The resolved options of one sweep (search-space values with command-line overrides)."""
+
+    search_space: str
+    storage: str
+    name: str
+    num_samples: int
+    max_concurrent: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    scheduler: str
+    metric: str
+    mode: str
+    tracking_uri: str
+
+    @property
+    def experiment_dir(self) -> Path:
+        return Path(self.storage) / self.name
+
+    def save(self) -> Path:
+        path = self.experiment_dir / SWEEP_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, experiment_dir: Path) -> SweepSettings:
+        path = experiment_dir / SWEEP_FILE
+        if not path.is_file():
+            raise SweepError(
+                f"{path} not found: {experiment_dir} was not started by `smart-tuner tune`; "
+                "check NAME and --storage")
+        return cls(**json.loads(path.read_text()))
+
+
+def resolve_storage(storage: str | None) -> str:
+    """``--storage``: a URI (``s3://...``) as is, a local folder made absolute (default ./runs)."""
+    if storage and "://" in storage:
+        return storage
+    return str(Path(storage or "runs").expanduser().resolve())
+
+
+def default_name(search_space: str | Path) -> str:
+    """``<search space stem>-<UTC date-time>``, e.g. ``quickstart-20261125-001500``."""
+    return f"{Path(search_space).stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def smart_config(space_overrides: dict[str, Any], config_path: str | None) -> tuple[Any, dict]:
+    """The SmartConfig in force and the overrides dict that produced it.
+
+    Order: packaged tuner/config.yaml <- the search space's ``smart_tuner`` section <- ``--config``.
+    A bad ``--config`` file raises ConfigError naming that file.
+    """
+    from tuner.config import config_from_dict, deep_merge, load_config
+
+    overrides = dict(space_overrides)
+    if config_path is not None:
+        load_config(config_path)  # validates the file on its own, errors name it
+        user = yaml.safe_load(Path(config_path).read_text()) or {}
+        overrides = deep_merge(overrides, user)
+    return config_from_dict(overrides, source="search space smart_tuner section"
+                            + (f" + {config_path}" if config_path else "")), overrides
+
+
+def ensure_dataset(space: SearchSpace) -> dict[str, Any]:
+    """The trial config's dataset, built and featurised once before the sweep.
+
+    ``data_dir`` not set -> the built-in corpus at train_tts's default folder (built when missing);
+    set and missing -> built there when the search space says ``build_corpus: true``. Features are
+    computed once here (with a progress bar) so trials only load the cache.
+    Returns the fixed config with an absolute ``data_dir``.
+    """
+    from tuner.training.settings import DEFAULT_CORPUS_DIR
+
+    config = dict(space.config)
+    data_dir = Path(config.get("data_dir") or DEFAULT_CORPUS_DIR)
+    builtin = config.get("data_dir") is None or space.build_corpus
+    if not (data_dir / "metadata.csv").is_file():
+        if not builtin:
+            raise SweepError(
+                f"{space.path}: config.data_dir = {str(data_dir)!r} holds no metadata.csv; point it "
+                "at an LJSpeech-layout dataset or set build_corpus: true to build the built-in one")
+        from model.corpus import build_corpus
+
+        print(f"smart-tuner: building the built-in corpus in {data_dir} (once)", flush=True)
+        build_corpus(data_dir, progress=True)
+    from model.data import prepare_features
+
+    prepare_features(data_dir, cache_dir=config.get("cache_dir"), progress=True)
+    config["data_dir"] = str(data_dir.resolve())
+    return config
+
+
+def make_scheduler(kind: str, cfg: Any, space: SearchSpace) -> Any:
+    """``smart`` (SmartScheduler), or Ray's ``fifo``, ``asha`` or ``pbt`` for comparison."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    if kind == "smart":
+        from tuner.scheduler import SmartScheduler
+
+        return SmartScheduler(config=cfg)
+    if kind == "fifo":
+        return FIFOScheduler()
+    max_steps = int(space.config.get("max_steps", 2000))
+    interval = int(space.config.get("validation_interval", 50))
+    reports = max(1, max_steps // max(1, interval))
+    if kind == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=reports,
+                             grace_period=max(1, reports // 4), reduction_factor=2)
+    if kind == "pbt":
+        mutations = {p.name: p.to_tune() for p in space.search if "." not in p.name}
+        return PopulationBasedTraining(time_attr="training_iteration",
+                                       perturbation_interval=max(1, reports // 4),
+                                       hyperparam_mutations=mutations)
+    raise SweepError(f"--scheduler {kind!r} is unknown; use one of {', '.join(SCHEDULERS)}")
+
+
+def attach_listener(scheduler: Any, fn: Any) -> bool:
+    """Register ``fn`` for the SmartScheduler's interventions; False for Ray's schedulers."""
+    if hasattr(scheduler, "add_listener"):
+        scheduler.add_listener(fn)
+        return True
+    supervisor = getattr(scheduler, "supervisor", None)
+    if supervisor is not None and hasattr(supervisor, "add_listener"):
+        supervisor.add_listener(fn)
+        return True
+    return False
+
+
+def _trainable(settings: SweepSettings) -> Any:
+    from ray import tune
+
+    from tuner.trainable import train_tts
+
+    return tune.with_resources(train_tts, {"cpu": settings.cpus_per_trial,
+                                           "gpu": settings.gpus_per_trial})
+
+
+def _run_config(settings: SweepSettings, callbacks: list) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        storage_path=settings.storage,
+        name=settings.name,
+        callbacks=callbacks,
+        # Every checkpoint stays: SmartScheduler rolls back to the last *healthy* one.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        failure_config=tune.FailureConfig(max_failures=2),
+    )
+
+
+def build_tuner(space: SearchSpace, settings: SweepSettings, cfg: Any,
+                param_space: dict[str, Any]) -> Any:
+    """The Tuner: Optuna searcher (concurrency-limited) + the chosen scheduler + MLflow."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tuner.mlflow_callback import MLflowCallback
+
+    scheduler = make_scheduler(settings.scheduler, cfg, space)
+    callback = MLflowCallback(experiment_name=settings.name, tracking_uri=settings.tracking_uri,
+                              experiment_dir=settings.experiment_dir)
+    attach_listener(scheduler, callback.on_intervention)
+    search_alg = None
+    if settings.scheduler != "pbt":  # PBT refuses searchers; it samples param_space itself
+        search_alg = ConcurrencyLimiter(OptunaSearch(), max_concurrent=settings.max_concurrent)
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg, scheduler=scheduler, num_samples=settings.num_samples,
+        metric=settings.metric, mode=settings.mode,
+        max_concurrent_trials=settings.max_concurrent if search_alg is None else None)
+    return tune.Tuner(_trainable(settings), param_space=param_space, tune_config=tune_config,
+                      run_config=_run_config(settings, [callback]))
+
+
+def restore_tuner(settings: SweepSettings) -> Any:
+    """``Tuner.restore`` of a sweep, unfinished and errored trials resumed."""
+    from ray import tune
+
+    return tune.Tuner.restore(str(settings.experiment_dir), trainable=_trainable(settings),
+                              resume_unfinished=True, resume_errored=True)
