@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -235,11 +236,12 @@ class Trainer:
 
     def validate_and_report(self, stats: IntervalStats) -> dict[str, float]:
         """Validate, then report the interval's metrics with a fresh checkpoint."""
+        start = time.perf_counter()
         with isolated_rng(self.s.seed):
             val, self.last_sample = validate(self.model, self.criterion, self.val_batches, self.device,
                                              self._autocast, self.s.gate_threshold)
         self.validation_step += 1
-        metrics = {**stats.summary(), **val}
+        metrics = {**stats.summary(), **val, "validation.seconds": time.perf_counter() - start}
         metrics["overfitting.gap"] = metrics["validation.loss"] - metrics["training.loss"]
         _update_best(self.best, metrics)
         metrics.update({
@@ -261,8 +263,9 @@ class Trainer:
             stats = IntervalStats()
             batches = iter(self.batches)
             while self.step < self.s.max_steps:
+                start = time.perf_counter()
                 terms, norm = self.train_step(next(batches))
-                stats.add(terms, norm)
+                stats.add(terms, norm, time.perf_counter() - start)
                 if not self.params_finite():
                     self.restore_after_nan()
                 if self.step % self.s.validation_interval == 0 or self.step == self.s.max_steps:

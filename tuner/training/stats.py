@@ -7,6 +7,7 @@ NaN policy (the rules downstream need the signal, so nothing non-finite is turne
 - ``grad.norm_mean`` = the mean of the interval's finite norms; NaN when none was finite.
 - ``training.loss`` and ``training.loss_<term>`` = the mean over the steps whose total loss was
   finite (the steps that were applied); NaN when none was.
+- ``training.steps_per_s`` = steps / their summed wall time (validation excluded); NaN without time.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ class IntervalStats:
     def __init__(self) -> None:
         self.norms: list[float] = []
         self.terms: list[Mapping[str, float]] = []
+        self.seconds = 0.0
 
-    def add(self, terms: Mapping[str, float], grad_norm: float) -> None:
-        """One step: its loss terms (``LOSS_TERMS`` keys, plain floats) and pre-clip norm."""
+    def add(self, terms: Mapping[str, float], grad_norm: float, seconds: float = 0.0) -> None:
+        """One step: its loss terms (``LOSS_TERMS`` keys, plain floats), pre-clip norm, wall time."""
         self.terms.append(dict(terms))
         self.norms.append(float(grad_norm))
+        self.seconds += float(seconds)
 
     def summary(self) -> dict[str, float]:
         """The interval's training metrics (names as reported, see the module docstring)."""
@@ -52,6 +55,7 @@ class IntervalStats:
             "grad.norm": worst(self.norms),
             "grad.norm_mean": finite_mean(self.norms),
             "training.loss": finite_mean(t["total"] for t in applied),
+            "training.steps_per_s": len(self.terms) / self.seconds if self.seconds > 0 else math.nan,
         }
         for name in LOSS_TERMS[1:]:
             out[f"training.loss_{name}"] = finite_mean(t[name] for t in applied)
@@ -60,3 +64,4 @@ class IntervalStats:
     def reset(self) -> None:
         self.norms.clear()
         self.terms.clear()
+        self.seconds = 0.0
