@@ -140,6 +140,7 @@ class _Engine:
         if voice == self._voice:
             return
         name = f"{voice.name}+{_VARIANT}" if voice.steady and self.steady_available else voice.name
+        self._voice = None  # unknown until every setting below has been applied
         if self.lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
             raise EspeakError(f"eSpeak NG has no voice {voice.name!r}; fix: use 'en-us' or 'en'")
         for param, value in ((_RATE, voice.rate), (_PITCH, voice.pitch),
