@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import islice
 from typing import Any, Iterable, Iterator, Mapping
 
 from tuner.config import SmartConfig
@@ -107,13 +108,20 @@ class History:
         Raises MissingMetricError when one of those results lacks it.
         """
         name = self.reported_name(metric)
-        results = list(self._results)[-last:] if last else list(self._results)
-        out = []
-        for result in results:
-            if name is None or name not in result:
-                raise MissingMetricError(metric, name or "null", result.keys())
-            out.append(result[name])
-        return out
+        results = self._tail(last)
+        try:
+            if name is None:
+                raise KeyError(metric)
+            return [r[name] for r in results]
+        except KeyError:
+            lacking = next(r for r in self._tail(last) if name is None or name not in r)
+            raise MissingMetricError(metric, name or "null", lacking.keys()) from None
+
+    def _tail(self, last: int | None) -> Iterable[dict[str, float]]:
+        n = len(self._results)
+        if last is None or last >= n:
+            return self._results
+        return islice(self._results, n - last, None)
 
     def latest(self, metric: str) -> float:
         """The latest value of `metric` (MissingMetricError when absent)."""
@@ -122,8 +130,9 @@ class History:
     def optional_series(self, metric: str, last: int | None = None) -> list[float]:
         """Values of an optional metric from the results that carry it (no error when absent)."""
         name = self.reported_name(metric)
-        results = list(self._results)[-last:] if last else list(self._results)
-        return [r[name] for r in results if name is not None and name in r]
+        if name is None:
+            return []
+        return [r[name] for r in self._tail(last) if name in r]
 
     @property
     def step(self) -> int:

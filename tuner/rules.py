@@ -76,7 +76,8 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    norms, loss, step = window.series(GRAD_NORM), window.latest(TRAIN_LOSS), window.step
+    norms = window.series(GRAD_NORM, last=max(serious_after, 1))
+    loss, step = window.latest(TRAIN_LOSS), window.step
     norm = norms[-1]
     if not math.isfinite(norm):
         return _problem("gradient_explosion", "critical", GRAD_NORM, norm, "", cfg.critical, step)
@@ -91,11 +92,14 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
     return None
 
 
-def _gaps(window: History) -> list[float]:
-    """overfitting.gap as reported; validation.loss - training.loss where it is not."""
-    if window.enabled(GAP) and len(window.optional_series(GAP)) == len(window):
-        return window.optional_series(GAP)
-    return [v - t for v, t in zip(window.series(VAL_LOSS), window.series(TRAIN_LOSS))]
+def _gaps(window: History, last: int) -> list[float]:
+    """The last `last` overfitting.gap values as reported; validation.loss - training.loss
+    where a result does not report it."""
+    gaps = window.optional_series(GAP, last=last)
+    if len(gaps) == min(last, len(window)):
+        return gaps
+    val, train = window.series(VAL_LOSS, last=last), window.series(TRAIN_LOSS, last=last)
+    return [v - t for v, t in zip(val, train)]
 
 
 def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 3) -> Problem | None:
@@ -108,7 +112,7 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 3) -
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    gaps, step = _gaps(window), window.step
+    gaps, step = _gaps(window, max(serious_after, 1)), window.step
     gap = gaps[-1]
     if not math.isfinite(gap):
         return None
@@ -182,7 +186,8 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    scores, step = window.series(ATTENTION), window.step
+    scores = window.series(ATTENTION, last=max(serious_after, cfg.degrading_window))
+    step = window.step
     score = scores[-1]
     if not math.isfinite(score):
         return None
@@ -192,7 +197,7 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
         held = _held(scores, serious_after, lambda v: v < cfg.warning)
         return _problem("attention_collapse", "serious" if held else "warning", ATTENTION, score, "<",
                         cfg.warning, step, f"below it for {serious_after} reports" if held else "")
-    for metric, values in ((ATTENTION, scores), (DIAGONALITY, window.optional_series(DIAGONALITY))):
+    for metric, values in ((ATTENTION, scores), (DIAGONALITY, window.optional_series(DIAGONALITY, cfg.degrading_window))):
         found = _degrading(values, cfg.degrading_window, cfg.degrading_drop)
         if found:
             best, latest = found
@@ -210,7 +215,7 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 3) -> Pro
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    accuracy, step = window.series(GATE), window.step
+    accuracy, step = window.series(GATE, last=max(serious_after, 1)), window.step
     acc = accuracy[-1]
     if not math.isfinite(acc):
         return None
