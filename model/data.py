@@ -181,10 +181,14 @@ def _compute(root: str | Path, audio: AudioConfig, symbols: SymbolSet | None, pr
             raise DatasetError(f"{u.wav_path.parent.parent / 'metadata.csv'} line {u.line}: {e}") from e
     mels: list[torch.Tensor] = []
     for u in tqdm(utts, desc="mel features", unit="utt", disable=not progress):
-        wav = load_wav(u.wav_path, audio.sampling_rate)  # (N,)
-        if wav.size == 0:
-            raise DatasetError(f"{u.wav_path} has no audio samples (named at line {u.line}); fix: replace it")
-        mels.append(torch.from_numpy(mel_spectrogram(wav, audio)))  # (n_mels, T)
+        try:
+            wav = load_wav(u.wav_path, audio.sampling_rate)  # (N,)
+            mels.append(torch.from_numpy(mel_spectrogram(wav, audio)))  # (n_mels, T)
+        except Exception as e:  # unreadable data, no samples, NaN/Inf samples
+            raise DatasetError(
+                f"{u.wav_path} (metadata.csv line {u.line}) gives no features: "
+                f"{str(e).splitlines()[0]}; fix: re-export it as finite PCM audio or drop the line"
+            ) from e
     return {
         "version": _CACHE_VERSION, "ids": [u.id for u in utts], "texts": cleaned,
         "text_ids": torch.cat(text_ids), "text_lengths": [len(t) for t in text_ids],

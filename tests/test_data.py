@@ -155,3 +155,11 @@ def test_resampled_dataset(tmp_path: Path) -> None:
     root = _tone_dataset(tmp_path / "ds", ["a|one", "b|two"], seconds=0.5, rate=16000)
     fs = load_features(root, cache_dir=tmp_path / "c")
     assert fs.mel_lengths == [1 + 11025 // 256, 1 + 22050 // 256]
+
+
+def test_non_finite_audio_is_named(tmp_path: Path) -> None:
+    root = _tone_dataset(tmp_path / "ds", ["a|one", "b|two"])
+    sf.write(root / "wavs" / "b.wav", np.array([0.1, np.nan, 0.2] * 400, dtype=np.float32), 22050,
+             subtype="FLOAT")
+    with pytest.raises(DatasetError, match=r"b\.wav \(metadata.csv line 2\) gives no features.*NaN"):
+        load_features(root, cache_dir=tmp_path / "c")
