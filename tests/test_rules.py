@@ -87,10 +87,10 @@ def test_overfitting_gap(gaps: list[float], expected: str | None) -> None:
 
 
 @pytest.mark.parametrize("val, train, expected", [
-    ([1.0, 1.1, 1.2, 1.3, 1.4, 1.5], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], "serious"),   # rose 5 times
-    ([1.1, 1.1, 1.2, 1.3, 1.4, 1.5], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], None),        # rose 4 times
-    ([1.0, 1.1, 1.2, 1.3, 1.4, 1.5], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], None),        # training rising too
-    ([1.0, 1.1, 1.2, NAN, 1.4, 1.5], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], None),        # NaN breaks the run
+    ([1.0, 1.02, 1.04, 1.06, 1.08, 1.1], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], "serious"),   # rose 5 times
+    ([1.02, 1.02, 1.04, 1.06, 1.08, 1.1], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], None),       # rose 4 times
+    ([1.0, 1.02, 1.04, 1.06, 1.08, 1.1], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], None),        # training rising too
+    ([1.0, 1.02, 1.04, NAN, 1.08, 1.1], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], None),         # NaN breaks the run
 ])
 def test_overfitting_rising_validation_loss(val: list[float], train: list[float], expected: str | None) -> None:
     rows = results(6, validation_loss=val, training_loss=train)
@@ -120,10 +120,24 @@ def test_stagnation_improvement(val: list[float], expected: str | None) -> None:
     assert severity(p) == expected
 
 
-@pytest.mark.parametrize("frozen, expected", [(5, "serious"), (4, None)])
+@pytest.mark.parametrize("frozen, expected", [(4, None), (5, "serious"), (9, "serious"), (10, "critical")])
 def test_stagnation_frozen_metrics(frozen: int, expected: str | None) -> None:
-    h = window(8, training_loss=[0.7] * frozen, validation_loss=[0.9] * frozen)
+    h = window(12, training_loss=[0.7] * frozen, validation_loss=[0.9] * frozen)
     assert severity(stagnation(h, D.stagnation)) == expected
+
+
+@pytest.mark.parametrize("val, train, expected", [
+    # best 1.0 five reports ago; now 20% above it (1.2 is the limit, not above it)
+    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.2], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),
+    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], "critical"),
+    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 1.1], None),      # training rose
+    ([1.1, 1.0, 1.1, 1.05, 1.15, 1.25], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),       # best too recent
+    ([1.0, 1.1, NAN, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], "critical"),
+])
+def test_overfitting_sustained_rise_above_the_best(val: list[float], train: list[float],
+                                                   expected: str | None) -> None:
+    h = window(6, validation_loss=val, training_loss=train, gap=[0.5] * 6)
+    assert severity(overfitting(h, D.overfitting, D.serious_after)) == expected
 
 
 def test_stagnation_default_window_on_a_slow_healthy_trial_is_quiet() -> None:

@@ -63,11 +63,13 @@ class GradientRule:
 
 @dataclass(frozen=True)
 class OverfittingRule:
-    """gap > warning_gap -> warning; > critical_gap -> critical; val rising / train falling -> serious."""
+    """gap > warning_gap -> warning; > critical_gap -> critical; val rising / train falling -> serious;
+    val > (1 + critical_rise) x its best while train fell -> critical."""
     enabled: bool
     warning_gap: float = field(metadata=_gt(0))
     critical_gap: float = field(metadata=_gt(0))
     rising_window: int = field(metadata={"ge": 2})
+    critical_rise: float = field(metadata=_gt(0))
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical_gap", self.critical_gap, f"must be >= warning_gap ({self.warning_gap})")] \
@@ -82,10 +84,15 @@ class StagnationRule:
     min_delta: float = field(metadata={"ge": 0})
     critical_window: int = field(metadata={"ge": 2})
     frozen_reports: int = field(metadata={"ge": 2})
+    frozen_critical_reports: int = field(metadata={"ge": 2})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
-        return [("critical_window", self.critical_window, f"must be >= window ({self.window})")] \
-            if self.critical_window < self.window else []
+        if self.critical_window < self.window:
+            return [("critical_window", self.critical_window, f"must be >= window ({self.window})")]
+        if self.frozen_critical_reports < self.frozen_reports:
+            return [("frozen_critical_reports", self.frozen_critical_reports,
+                     f"must be >= frozen_reports ({self.frozen_reports})")]
+        return []
 
 
 @dataclass(frozen=True)

@@ -102,13 +102,32 @@ def _gaps(window: History, last: int) -> list[float]:
     return [v - t for v, t in zip(val, train)]
 
 
+def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
+    """validation.loss > (1 + critical_rise) x its best finite value in the window, that best at
+    least `rising_window` reports old, and training.loss now below its value at the best."""
+    val, train = window.series(VAL_LOSS), window.series(TRAIN_LOSS)
+    finite = [(v, i) for i, v in enumerate(val) if math.isfinite(v)]
+    if not finite:
+        return None
+    best, at = min(finite)
+    limit = best * (1 + cfg.critical_rise)
+    if best <= 0 or len(val) - 1 - at < cfg.rising_window or not val[-1] > limit:
+        return None
+    if not train[-1] < train[at]:
+        return None
+    return _problem("overfitting", "critical", VAL_LOSS, val[-1], ">", limit, window.step,
+                    f"{cfg.critical_rise:.0%} above its best {_fmt(best)} of {len(val) - 1 - at} reports "
+                    f"ago while training.loss fell {_fmt(train[at])} -> {_fmt(train[-1])}")
+
+
 def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 3) -> Problem | None:
-    """gap > critical_gap -> critical; validation.loss rising at each of the last `rising_window`
-    reports while training.loss fell over them -> serious; gap > warning_gap -> warning
-    (serious when held).
+    """gap > critical_gap -> critical; validation.loss above (1 + critical_rise) x its best of at
+    least `rising_window` reports ago while training.loss fell since -> critical;
+    validation.loss rising at each of the last `rising_window` reports while training.loss fell
+    over them -> serious; gap > warning_gap -> warning (serious when held).
 
     NaN policy: a non-finite gap or loss is not judged here (gradient_explosion and
-    validation_loss report it); rising/falling comparisons with NaN are false.
+    validation_loss report it); the best ignores NaN; rising/falling comparisons with NaN are false.
     """
     if not cfg.enabled or len(window) == 0:
         return None
@@ -118,6 +137,9 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 3) -
         return None
     if gap > cfg.critical_gap:
         return _problem("overfitting", "critical", GAP, gap, ">", cfg.critical_gap, step)
+    risen = _risen_from_best(window, cfg)
+    if risen is not None:
+        return risen
     k = cfg.rising_window
     val, train = window.series(VAL_LOSS, last=k + 1), window.series(TRAIN_LOSS, last=k + 1)
     if len(val) == k + 1 and all(b > a for a, b in zip(val, val[1:])) and train[-1] < train[0]:
@@ -145,8 +167,8 @@ def _improvement(values: Sequence[float], n: int) -> float | None:
 
 def stagnation(window: History, cfg: StagnationRule, serious_after: int = 3) -> Problem | None:
     """No improvement of validation.loss by min_delta over `critical_window` reports -> critical;
-    over `window` reports -> serious; training.loss and validation.loss identical for
-    `frozen_reports` reports (frozen metrics) -> serious.
+    over `window` reports -> serious; training.loss and validation.loss identical (frozen
+    metrics) for `frozen_critical_reports` reports -> critical, for `frozen_reports` -> serious.
 
     NaN policy: non-finite losses are skipped when looking for the best value; NaN never equals
     NaN, so NaN losses are never "frozen".
@@ -154,17 +176,17 @@ def stagnation(window: History, cfg: StagnationRule, serious_after: int = 3) -> 
     if not cfg.enabled or len(window) == 0:
         return None
     val, step = window.series(VAL_LOSS), window.step
-    for n, severity in ((cfg.critical_window, "critical"), (cfg.window, "serious")):
+    for severity, n, m in (("critical", cfg.critical_window, cfg.frozen_critical_reports),
+                           ("serious", cfg.window, cfg.frozen_reports)):
         gain = _improvement(val, n)
         if gain is not None and gain < cfg.min_delta:
             return _problem("stagnation", severity, VAL_LOSS, gain, "<", cfg.min_delta, step,
                             f"improvement over the last {n} reports")
-    m = cfg.frozen_reports
-    train = window.series(TRAIN_LOSS, last=m)
-    if len(train) == m and len(set(train)) == 1 and len(set(val[-m:])) == 1:
-        return Problem("stagnation", "serious", VAL_LOSS, float(m), float(m), step,
-                       f"validation.loss {_fmt(val[-1])} and training.loss {_fmt(train[-1])} frozen for "
-                       f"{m} reports >= {m} (serious) at validation {step}")
+        train = window.series(TRAIN_LOSS, last=m)
+        if len(train) == m and len(set(train)) == 1 and len(set(val[-m:])) == 1:
+            return Problem("stagnation", severity, VAL_LOSS, float(m), float(m), step,
+                           f"validation.loss {_fmt(val[-1])} and training.loss {_fmt(train[-1])} frozen "
+                           f"for {m} reports >= {m} ({severity}) at validation {step}")
     return None
 
 
