@@ -54,6 +54,7 @@ class History:
         self.maxlen = maxlen
         self.names: dict[str, str | None] = dict(names or {})
         self._results: deque[dict[str, float]] = deque(maxlen=maxlen)
+        self._columns: dict[str, list[float]] = {}    # whole-window series, rebuilt after each change
         self.initial_training_loss: float | None = None
         self.total_reports = 0
 
@@ -77,6 +78,7 @@ class History:
         """Record one result; keeps numeric values as floats (NaN/Inf kept as they are)."""
         clean = {str(k): f for k, v in result.items() if (f := _as_float(v)) is not None}
         self._results.append(clean)
+        self._columns.clear()
         self.total_reports += 1
         name = self.reported_name(TRAINING_LOSS)
         loss = clean.get(name) if name else None
@@ -86,6 +88,7 @@ class History:
     def reset(self, keep_initial: bool = True) -> None:
         """Empty the window (after a rollback); keep the initial training loss unless told not to."""
         self._results.clear()
+        self._columns.clear()
         if not keep_initial:
             self.initial_training_loss = None
 
@@ -108,11 +111,18 @@ class History:
         Raises MissingMetricError when one of those results lacks it.
         """
         name = self.reported_name(metric)
-        results = self._tail(last)
+        if last is None or last >= len(self._results):
+            column = self._columns.get(metric)
+            if column is None:
+                column = self._columns[metric] = self._column(metric, name, None)
+            return list(column)
+        return self._column(metric, name, last)
+
+    def _column(self, metric: str, name: str | None, last: int | None) -> list[float]:
         try:
             if name is None:
                 raise KeyError(metric)
-            return [r[name] for r in results]
+            return [r[name] for r in self._tail(last)]
         except KeyError:
             lacking = next(r for r in self._tail(last) if name is None or name not in r)
             raise MissingMetricError(metric, name or "null", lacking.keys()) from None
@@ -161,5 +171,6 @@ class History:
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         self._results = deque((dict(r) for r in d["results"]), maxlen=self.maxlen)
+        self._columns.clear()
         self.initial_training_loss = d.get("initial_training_loss")
         self.total_reports = int(d.get("total_reports", len(self._results)))

@@ -106,10 +106,10 @@ def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
     """validation.loss > (1 + critical_rise) x its best finite value in the window, that best at
     least `rising_window` reports old, and training.loss now below its value at the best."""
     val, train = window.series(VAL_LOSS), window.series(TRAIN_LOSS)
-    finite = [(v, i) for i, v in enumerate(val) if math.isfinite(v)]
-    if not finite:
+    best = min(filter(math.isfinite, val), default=None)
+    if best is None:
         return None
-    best, at = min(finite)
+    at = len(val) - 1 - val[::-1].index(best)      # its latest occurrence
     limit = best * (1 + cfg.critical_rise)
     if best <= 0 or len(val) - 1 - at < cfg.rising_window or not val[-1] > limit:
         return None
@@ -158,11 +158,13 @@ def _improvement(values: Sequence[float], n: int) -> float | None:
 
     None when either part has no finite value (too little data).
     """
-    before = [v for v in values[:-n] if math.isfinite(v)]
-    recent = [v for v in values[-n:] if math.isfinite(v)]
-    if len(values) <= n or not before or not recent:
+    if len(values) <= n:
         return None
-    return min(before) - min(recent)
+    before = min(filter(math.isfinite, values[:-n]), default=None)
+    recent = min(filter(math.isfinite, values[-n:]), default=None)
+    if before is None or recent is None:
+        return None
+    return before - recent
 
 
 def stagnation(window: History, cfg: StagnationRule, serious_after: int = 3) -> Problem | None:
