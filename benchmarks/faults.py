@@ -9,7 +9,7 @@ satisfy the cure) it changes the trial's state and metrics as below; once cured,
 | kind | effect while active | cure condition (current config vs original) |
 |---|---|---|
 | gradient_explosion | first active report: grad.norm x ``EXPLOSION_GRAD`` (> 1e3), losses x3; then the weights are NaN: every loss and grad.norm NaN until a rollback | learning_rate <= ``EXPLOSION_CURE_LR`` x original (halving cures, x0.8 does not) |
-| overfitting | validation.loss rises by ``slope`` x floor per report (training.loss keeps falling) | dropout >= original + 0.05, or weight_decay >= 2 x original (>= 1e-6), or learning_rate <= 0.8 x original |
+| overfitting | validation.loss stops improving at the onset and rises by ``slope`` (relative) per report; training.loss keeps falling | dropout >= original + 0.05, or weight_decay >= 2 x original (>= 1e-6), or learning_rate <= 0.8 x original |
 | stagnation | no learning progress; losses frozen (no noise) | ``lr_restart`` flag set, or batch_size != original |
 | attention_collapse | attention score -> 0.02, validation.loss + 30% | guided_attention_weight >= 1.5 x original, or ``reset_attention`` flag set |
 | gate_collapse | gate accuracy -> 0.05, early-stop fraction -> 0.8, validation.loss + 20% | gate_loss_weight >= 1.5 x original, or gate_pos_weight >= 1.2 x original |
@@ -108,13 +108,18 @@ class Damage:
     gate: float = 0.0             # 0 = healthy gate, 1 = fully collapsed
     corrupt_reports: int = 0      # active corrupt-data reports so far
     exploding: bool = False       # this report is the explosion report
+    val_progress: float = -1.0    # overfitting: validation stops improving at this progress (-1: off)
 
 
 HEAL = 0.4  # damage kept per report once a fault is cured (fast healing: 1 - 0.4 per report)
 
 
-def advance(fault: Fault | None, damage: Damage, report: int, config: Mapping[str, Any]) -> tuple[Damage, bool]:
+def advance(fault: Fault | None, damage: Damage, report: int, config: Mapping[str, Any],
+            progress: float = 0.0) -> tuple[Damage, bool]:
     """Fault state after report ``report`` under ``config``; also whether learning is frozen.
+
+    ``progress`` is the trial's learning progress before this report (overfitting freezes the
+    validation curve there and adds its rising excess on top).
 
     A diverged trial stays diverged whatever the config (NaN weights do not heal); healing of
     the other damage is geometric (x ``HEAL`` per report) once the fault is cured or absent.
@@ -132,7 +137,9 @@ def advance(fault: Fault | None, damage: Damage, report: int, config: Mapping[st
             return Damage(diverged=True), True
         return Damage(exploding=True, excess=damage.excess), False
     if kind == "overfitting":
-        return Damage(excess=damage.excess + fault.slope, attention=heal.attention, gate=heal.gate), False
+        frozen_at = damage.val_progress if damage.val_progress >= 0 else progress
+        return Damage(excess=damage.excess + fault.slope, attention=heal.attention, gate=heal.gate,
+                      val_progress=frozen_at), False
     if kind == "stagnation":
         return Damage(excess=damage.excess, attention=damage.attention, gate=damage.gate), True
     if kind == "attention_collapse":

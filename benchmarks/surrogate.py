@@ -12,7 +12,8 @@ Healthy curves (p = learning progress in e-folds, the sum over reports of the pe
     floor  = c.floor * (1 + c.lr_floor * log10(lr / c.lr_opt) ** 2
                           + c.dropout_floor * (dropout - c.dropout_opt) ** 2
                           + c.wd_floor * log10(1 + weight_decay / 1e-4))
-    validation.loss = (floor + (c.loss0 - floor) * exp(-p)) * (1 + damage.excess) * (1 + c.noise * z)
+    validation.loss = (floor + (c.loss0 - floor) * exp(-p_val)) * (1 + damage.excess) * (1 + c.noise * z),
+                      p_val = p, or the progress at the overfitting onset while it acts
     training.loss   = validation.loss - c.gap * (1 - dropout) * (1 - exp(-p)) * floor
     grad.norm       = c.grad0 * (c.grad_tail + (1 - c.grad_tail) * exp(-p / 2)) * (lr / c.lr_ref) ** 0.3 * exp(0.2 z)
     attention_score = a_min + (a_max - a_min) * sigmoid((p - onset) / c.attn_width),
@@ -142,7 +143,7 @@ class SurrogateTrial:
         """Train one validation interval under ``config`` and return the reported metrics."""
         s = self.state
         report = s.report + 1
-        damage, frozen = advance(self.fault, s.damage, report, config)
+        damage, frozen = advance(self.fault, s.damage, report, config, s.progress)
         progress = s.progress if frozen else s.progress + self.rate(config)
         self.state = SurrogateState(report=report, progress=progress, damage=damage, generation=s.generation)
         return self.metrics(config, noisy=not frozen)
@@ -155,7 +156,8 @@ class SurrogateTrial:
         floor = self.floor(config)
         decay = math.exp(-p)
         clean = floor + (c.loss0 - floor) * decay
-        val = clean * (1.0 + d.excess) * (1.0 + c.noise * z(1))
+        val_decay = math.exp(-d.val_progress) if d.val_progress >= 0 else decay   # overfitting freezes it
+        val = (floor + (c.loss0 - floor) * val_decay) * (1.0 + d.excess) * (1.0 + c.noise * z(1))
         train = clean - c.gap * (1.0 - float(config.get("dropout", 0.1))) * (1.0 - decay) * floor
         train *= 1.0 + c.noise * z(2)
         if d.exploding:
