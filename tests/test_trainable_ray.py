@@ -37,7 +37,7 @@ def test_train_tts_on_ray_tune_reports_every_metric(corpus_dir: Path, tmp_path: 
     config = {
         "data_dir": str(corpus_dir), "cache_dir": str(tmp_path / "cache"), "preset": "tiny",
         "model": {"decoder_rnn_dim": 64, "attention_rnn_dim": 64, "postnet_embedding_dim": 32, "prenet_dim": 32},
-        "batch_size": 4, "max_steps": 6, "validation_interval": 2, "num_threads": 1,
+        "batch_size": 4, "max_steps": 6, "validation_interval": 2,  # threads: the trial's 1 CPU
         "learning_rate": tune.grid_search([1e-3]),
     }
     tuner = tune.Tuner(
@@ -52,6 +52,7 @@ def test_train_tts_on_ray_tune_reports_every_metric(corpus_dir: Path, tmp_path: 
     assert list(history["validation.step"]) == [1.0, 2.0, 3.0]
     for name in CONTRACT + EXTRA:
         assert all(isinstance(v, float) and math.isfinite(v) for v in history[name]), (name, list(history[name]))
+    assert list(history["num_threads"]) == [1.0, 1.0, 1.0]
     state = load_checkpoint(result.checkpoint.path)  # weights_only=True
     assert (state["step"], state["validation_step"]) == (6, 3)
     assert list(Path(result.path, "tensorboard").glob("events.out.tfevents.*"))

@@ -14,8 +14,8 @@ keys are ignored, a bad value of a known key raises ``TrainConfigError``. At eve
 - extra: ``grad.norm_mean``, ``training.loss_{mel,mel_postnet,gate,guided_attention}``,
   ``validation.loss_{...}``, ``validation.early_stop_fraction``, ``learning_rate``,
   ``nan_skips``, ``restored_from_nan``, ``training.step``, ``epoch``, ``restart_generation``,
-  ``best.validation.loss``, ``best.validation.attention_score``, ``training.steps_per_s``
-  (validation excluded), ``validation.seconds``;
+  ``num_threads``, ``best.validation.loss``, ``best.validation.attention_score``,
+  ``training.steps_per_s`` (validation excluded), ``validation.seconds``;
 
 with a checkpoint folder holding ``checkpoint.pt`` (``torch.load(..., weights_only=True)``).
 ``tuner/training/loop.py`` documents the step, the safeguards and what a restore applies;

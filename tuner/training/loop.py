@@ -87,6 +87,7 @@ class Trainer:
         self.initial_learning_rate = settings.learning_rate
         self.last_sample: ValidationSample | None = None
         self.last_metrics: dict[str, float] = {}
+        self.ready = False  # setup() done
 
     # ---------------------------------------------------------------- build / restore
     def _build(self, seed: int) -> None:
@@ -157,6 +158,7 @@ class Trainer:
             self.val_batches = list(loader)
         self.reporter = Reporter(self.session, self.s.tensorboard)
         self.last_good = self.reporter.encode(self.state_dict())
+        self.ready = True
 
     # ---------------------------------------------------------------- steps
     def _autocast(self) -> AbstractContextManager:
@@ -249,6 +251,7 @@ class Trainer:
             "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
             "nan_skips": float(self.nan_skips), "restored_from_nan": float(self.restored_from_nan),
             "epoch": float(self.batches.epoch), "restart_generation": float(self.s.restart_generation),
+            "num_threads": float(torch.get_num_threads()),
             **{f"best.{k}": v for k, v in self.best.items()},
         })
         self.last_metrics = metrics = {k: float(v) for k, v in metrics.items()}
@@ -257,8 +260,9 @@ class Trainer:
         return metrics
 
     def run(self) -> None:
-        """``setup()`` then train to ``max_steps``, reporting every ``validation_interval`` steps."""
-        self.setup()
+        """``setup()`` (unless done), then train to ``max_steps``; report every ``validation_interval``."""
+        if not self.ready:
+            self.setup()
         try:
             stats = IntervalStats()
             batches = iter(self.batches)
