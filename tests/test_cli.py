@@ -88,3 +88,70 @@ def test_console_script_error_has_no_traceback(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"smart-tuner: error: search space file {str(tmp_path / 'nope.yaml')!r} not found; pass an "
         "existing YAML file such as search_spaces/quickstart.yaml"]
+
+
+E2E_SPACE = """
+num_samples: 2
+max_concurrent: 2
+scheduler: smart
+resources: {{cpu: 1, gpu: 0}}
+config:
+  data_dir: {corpus}
+  cache_dir: {cache}
+  preset: tiny
+  model: {{decoder_rnn_dim: 64, attention_rnn_dim: 64, postnet_embedding_dim: 32, prenet_dim: 32}}
+  batch_size: 4
+  max_steps: 10
+  validation_interval: 2
+  num_threads: 1
+  device: cpu
+  learning_rate: 1.0e-3
+  inject: {{explode_after_step: 6, explode_lr_threshold: 6.0e-4}}
+search:
+  seed: {{randint: [0, 1000]}}
+smart_tuner:   # guards keep the slow-to-judge rules quiet; an explosion is acted on at once
+  training_recovery: {{min_training_time: 0, min_validation_steps: 100}}
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(240)
+def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Path,
+                                                 capsys: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    space = _write(tmp_path, "space.yaml", E2E_SPACE.format(corpus=corpus_dir,
+                                                            cache=tmp_path / "cache"))
+    storage = tmp_path / "runs"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        assert main(["tune", "--search-space", space, "--storage", str(storage),
+                     "--name", "e2e"]) == 0
+        out = capsys.readouterr().out
+        assert main(["resume", "e2e", "--storage", str(storage)]) == 0
+        resumed_out = capsys.readouterr().out
+    finally:
+        ray.shutdown()
+    exp = storage / "e2e"
+    for needle in ("trial", "learning_rate", "outcome", f"report:      {exp / 'report.md'}",
+                   "mlflow ui --backend-store-uri sqlite:///", f"tensorboard --logdir {exp}"):
+        assert needle in out
+    assert "outcome" in resumed_out
+    assert (exp / "report.md").is_file() and (exp / "curves_grad_norm.png").is_file()
+    assert list(exp.glob("*/events.out.tfevents.*")) or list(exp.glob("*/*/events.out.tfevents.*"))
+
+    interventions = (exp / "interventions.jsonl").read_text().splitlines()
+    assert interventions, "every trial explodes above lr 6e-4, so SmartScheduler must act"
+    client = MlflowClient(tracking_uri=f"sqlite:///{exp / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
+    assert len(runs) == 2
+    assert all("validation.loss" in r.data.metrics and "grad.norm" in r.data.metrics for r in runs)
+    assert sum(int(r.data.tags.get("smart_tuner.interventions", 0)) for r in runs) == \
+        len(interventions)
+
+    assert main(["analyze", "e2e", "--storage", str(storage)]) == 0
+    assert "## Recommendations" in capsys.readouterr().out
+    assert _run(["tune", "--search-space", space, "--storage", str(storage), "--name", "e2e"]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -56,7 +57,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
           f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
     tuner.fit()
-    print_summary(settings)
+    print_summary(settings, cfg)
     return 0
 
 
@@ -98,13 +99,16 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(settings: SweepSettings) -> None:
-    """Summary table, report location, and the MLflow / TensorBoard commands."""
+def print_summary(settings: SweepSettings, cfg: Any | None = None) -> None:
+    """Summary table, report location, and the MLflow / TensorBoard commands.
+
+    ``cfg``: the SmartConfig the sweep ran with (default: the one saved in the experiment folder).
+    """
     from tuner.analysis import analyze
     from tuner.analysis_report import summary_table, write_report
 
     experiment_dir = settings.experiment_dir
-    analysis = analyze(experiment_dir)
+    analysis = analyze(experiment_dir, cfg)
     report = write_report(analysis)
     print()
     print(summary_table(analysis))
