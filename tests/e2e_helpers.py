@@ -132,3 +132,63 @@ def start_local_ray() -> None:
             num_cpus=2, include_dashboard=False, log_to_driver=False,
             configure_logging=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
         )
+
+
+# ---------------------------------------------------------------------------- sweep drivers
+SMART_TEST_CONFIG: dict[str, Any] = {
+    "training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
+    "optuna": {"seed": 0},
+}
+
+
+def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_samples: int = 1,
+              max_failures: int = 0, points: list[dict[str, Any]] | None = None,
+              num_to_keep: int | None = None) -> Any:
+    """One Tuner.fit of quadratic_trainable under SmartScheduler (OptunaSearch when ``points``)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tuner.config import config_from_dict
+    from tuner.scheduler import SmartScheduler
+
+    scheduler = SmartScheduler(config=config_from_dict(SMART_TEST_CONFIG))
+    search = None
+    if points is not None:
+        search = OptunaSearch(points_to_evaluate=points, seed=0)
+    tuner = tune.Tuner(
+        quadratic_trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(scheduler=scheduler, search_alg=search, num_samples=num_samples,
+                                    metric="validation.loss", mode="min"),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=num_to_keep),
+        ),
+    )
+    return tuner.fit(), scheduler
+
+
+def _driver(argv: list[str]) -> None:
+    """``python -m tests.e2e_helpers fit|restore STORAGE NAME LOG_DIR OUT_JSON``: a sweep driver
+    process for the kill-and-restore test; writes a JSON summary of the finished grid."""
+    mode, storage, name, log_dir, out = argv
+    start_local_ray()
+    if mode == "fit":
+        space = {"learning_rate": tune.grid_search([0.1, 0.5]), "max_steps": 14, "sleep": 0.25,
+                 "explode_lr": 0.3, "explode_after": 3, "log_dir": log_dir}
+        grid, _ = run_sweep(storage, name, space)
+    else:
+        tuner = tune.Tuner.restore(str(Path(storage, name)), trainable=quadratic_trainable,
+                                   resume_unfinished=True)
+        grid = tuner.fit()
+    summary = [{"config": {k: r.config.get(k) for k in ("learning_rate", "_restart_generation")},
+                "error": None if r.error is None else str(r.error),
+                "metrics": {k: r.metrics.get(k) for k in ("grad.norm", "validation.step")}}
+               for r in grid]
+    Path(out).write_text(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _driver(sys.argv[1:])

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ray import cloudpickle
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
@@ -52,6 +53,7 @@ from tuner.interventions import HYPERPARAMETERS, Intervention
 from tuner.supervisor import GENERATION_KEY, Action, Supervisor
 
 logger = logging.getLogger(__name__)
+
 
 class SmartScheduler(TrialScheduler):
     """Detects failing Tacotron2 trials and repairs them; see the module docstring.
@@ -79,19 +81,29 @@ class SmartScheduler(TrialScheduler):
         self._listeners: list[Callable[[Intervention], None]] = []
         self._resume_first: set[str] = set()   # trials paused for a mutation: run them first
         self._pending_state: dict[str, Any] | None = None
+        self._resume_checked = False
+        if self.experiment_dir is not None:
+            self._ensure_supervisor(None)
 
     # ------------------------------------------------------------------ pickling (tuner.pkl)
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_supervisor"] = None   # holds a database handle; rebuilt from the experiment folder
-        state["_pending_state"] = (None if self._supervisor is None
-                                   else self._supervisor.state_dict())
+        state["_listeners"] = [fn for fn in self._listeners if _picklable(fn)]
+        if self._supervisor is not None:
+            state["_pending_state"] = self._supervisor.state_dict()
+            state["experiment_dir"] = self._supervisor.experiment_dir
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.experiment_dir is not None:
+            self._ensure_supervisor(None)
 
     # ------------------------------------------------------------------ supervisor
     @property
     def supervisor(self) -> Supervisor | None:
-        """The Supervisor (None until the first trial is added, unless experiment_dir was given)."""
+        """The Supervisor (None until the first trial is added when experiment_dir is None)."""
         return self._supervisor
 
     @property
@@ -105,21 +117,24 @@ class SmartScheduler(TrialScheduler):
             self._supervisor.add_listener(fn)
 
     def _ensure_supervisor(self, trial: Trial | None) -> Supervisor:
-        if self._supervisor is not None:
-            return self._supervisor
-        folder = self.experiment_dir or (_ray_compat.experiment_dir(trial) if trial else None)
-        sup = Supervisor(self.config, folder, **self._options)
-        if self._pending_state is not None:
-            sup.load_state_dict(self._pending_state)
-        elif folder is not None and trial is not None and \
-                trial.trial_id in Supervisor.saved_trial_ids(folder):
-            sup.load()
-            logger.info("SmartScheduler resumed: %d interventions on %d trials from %s",
-                        len(sup.interventions), len(sup.trial_ids), folder)
-        self._pending_state = None
-        for fn in self._listeners:
-            sup.add_listener(fn)
-        self._supervisor = sup
+        sup = self._supervisor
+        if sup is None:
+            folder = self.experiment_dir or (_ray_compat.experiment_dir(trial) if trial else None)
+            sup = Supervisor(self.config, folder, **self._options)
+            if self._pending_state is not None:
+                sup.load_state_dict(self._pending_state)
+                self._pending_state = None
+            for fn in self._listeners:
+                sup.add_listener(fn)
+            self._supervisor = sup
+        if trial is not None and not self._resume_checked:
+            self._resume_checked = True   # the first trial added tells a resumed sweep from a new one
+            folder = sup.experiment_dir
+            if folder is not None and not sup.trial_ids and \
+                    trial.trial_id in Supervisor.saved_trial_ids(folder):
+                sup.load()
+                logger.info("SmartScheduler resumed: %d interventions on %d trials from %s",
+                            len(sup.interventions), len(sup.trial_ids), folder)
         return sup
 
     # ------------------------------------------------------------------ Ray hooks
@@ -222,6 +237,14 @@ class SmartScheduler(TrialScheduler):
         _ray_compat.mutate_trial(tune_controller, trial, action.new_config, action.checkpoint,
                                  action.checkpoint_metrics)
         self._resume_first.add(trial.trial_id)
+
+
+def _picklable(obj: Any) -> bool:
+    try:
+        cloudpickle.dumps(obj)
+    except Exception:  # e.g. a listener bound to an open MLflow client: re-attach it after restore
+        return False
+    return True
 
 
 __all__ = ["SmartScheduler"]

@@ -99,9 +99,10 @@ class _TrialState:
 
 def checkpoint_to_state(checkpoint: Any) -> str:
     """A checkpoint as a JSON-able path: ``checkpoint.path`` (Ray), or the path/str itself."""
-    if isinstance(checkpoint, (str, os.PathLike)):
-        return os.fspath(checkpoint)
-    return str(checkpoint.path)
+    if isinstance(checkpoint, str):
+        return checkpoint
+    path = getattr(checkpoint, "path", None)   # ray.tune.Checkpoint (its __fspath__ raises)
+    return str(path) if path is not None else os.fspath(checkpoint)
 
 
 def _numbers(result: Mapping[str, Any]) -> dict[str, float]:

@@ -1,0 +1,137 @@
+"""End-to-end: SmartScheduler on real Ray Tune (local, 2 CPUs) with tests/e2e_helpers.py trainables.
+
+1. An exploding trial (learning_rate above the explosion limit, from validation 4 on) is rolled
+   back to its pre-explosion checkpoint (validation 3; its step counter continues from there),
+   its learning rate at least halved, and it finishes healthy, while a healthy trial running
+   beside it is never touched. OptunaSearch proposes the trials (fixed first points).
+2. A trial that crashes once is retried (FailureConfig) with batch_size halved.
+3. The driver process is killed (SIGKILL) mid-sweep after an intervention; Tuner.restore in a new
+   process keeps the intervention and the recovery budget and the sweep finishes healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+
+from tests.e2e_helpers import read_step_log, run_sweep, start_local_ray  # noqa: E402
+from tuner.interventions import read_jsonl  # noqa: E402
+from tuner.supervisor import INTERVENTIONS_FILE, STATE_FILE  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    start_local_ray()
+    yield
+    ray.shutdown()
+
+
+def _by_trial(log: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for line in log:
+        out.setdefault(line["trial_id"], []).append(line)
+    return out
+
+
+def test_exploding_trial_is_rolled_back_and_the_healthy_one_untouched(ray_local, tmp_path: Path) -> None:
+    space = {"learning_rate": tune.uniform(0.05, 0.6), "max_steps": 8, "sleep": 0.05,
+             "explode_lr": 0.3, "explode_after": 4, "log_dir": str(tmp_path)}
+    grid, scheduler = run_sweep(str(tmp_path / "results"), "explode", space, num_samples=2,
+                                points=[{"learning_rate": 0.1}, {"learning_rate": 0.5}],
+                                num_to_keep=1)
+    assert all(r.error is None for r in grid)
+    interventions = scheduler.interventions
+    assert [i.action for i in interventions] == ["mutate"]
+    record = interventions[0]
+    assert (record.step, record.rolled_back_to) == (4, 3)
+    assert record.new_config["learning_rate"] <= 0.5 * record.old_config["learning_rate"]
+    logs = _by_trial(read_step_log(tmp_path))
+    sick, healthy = logs[record.trial_id], next(v for k, v in logs.items() if k != record.trial_id)
+    assert [s["step"] for s in sick] == [1, 2, 3, 4, 4, 5, 6, 7, 8]
+    assert [s["restored_from"] for s in sick[4:]] == [3] * 5
+    assert {s["learning_rate"] for s in sick[4:]} == {record.new_config["learning_rate"]}
+    assert [(s["step"], s["learning_rate"], s["restored_from"]) for s in healthy] == [
+        (step, 0.1, None) for step in range(1, 9)]
+    final = {r.metrics["trial_id"]: r.metrics for r in grid}
+    assert final[record.trial_id]["grad.norm"] < 100 and final[record.trial_id]["validation.step"] == 8
+    exp_dir = tmp_path / "results" / "explode"
+    assert [i.trial_id for i in read_jsonl(exp_dir / INTERVENTIONS_FILE)] == [record.trial_id]
+    assert "1 interventions" in scheduler.debug_string()
+
+
+def test_crashing_trial_is_retried_with_half_the_batch(ray_local, tmp_path: Path) -> None:
+    space = {"learning_rate": 0.1, "batch_size": 32, "max_steps": 5, "crash_at": 3,
+             "crash_marker": str(tmp_path / "crashed"), "log_dir": str(tmp_path)}
+    grid, scheduler = run_sweep(str(tmp_path / "results"), "crash", space, max_failures=1)
+    assert grid[0].error is None and grid[0].config["batch_size"] == 16
+    assert [(i.action, i.old_config["batch_size"], i.new_config["batch_size"])
+            for i in scheduler.interventions] == [("retry", 32, 16)]
+    log = read_step_log(tmp_path)
+    assert [(s["step"], s["batch_size"], s["restored_from"]) for s in log] == [
+        (1, 32, None), (2, 32, None), (3, 16, 2), (4, 16, 2), (5, 16, 2)]
+
+
+def _driver(mode: str, tmp_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "tests.e2e_helpers", mode, str(tmp_path / "results"), "killed",
+            str(tmp_path), str(tmp_path / f"{mode}.json")]
+    return subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{mode}.err", "w"))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver, then anything left in the process group it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def test_restore_after_the_driver_is_killed_keeps_interventions_and_budgets(tmp_path: Path) -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+    exp_dir = tmp_path / "results" / "killed"
+    proc = _driver("fit", tmp_path)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (exp_dir / INTERVENTIONS_FILE).exists():
+            assert proc.poll() is None, (tmp_path / "fit.err").read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        _kill_group(proc)
+    before = read_jsonl(exp_dir / INTERVENTIONS_FILE)
+    assert [i.action for i in before] == ["mutate"]
+    assert not (tmp_path / "fit.json").exists()   # killed mid-sweep
+
+    proc = _driver("restore", tmp_path)
+    try:
+        assert proc.wait(timeout=150) == 0, (tmp_path / "restore.err").read_text()[-3000:]
+    finally:
+        _kill_group(proc)
+    summary = json.loads((tmp_path / "restore.json").read_text())
+    assert all(r["error"] is None for r in summary)
+    assert sorted(r["config"]["learning_rate"] for r in summary)[0] <= 0.25   # the mutated one
+    assert all(r["metrics"]["validation.step"] == 14 and r["metrics"]["grad.norm"] < 100
+               for r in summary)
+    after = read_jsonl(exp_dir / INTERVENTIONS_FILE)
+    assert after == before                       # not lost, and not repeated
+    state = json.loads((exp_dir / STATE_FILE).read_text())
+    assert len(state["interventions"]) == 1
+    budgets = {tid: t["monitor"]["recoveries"] for tid, t in state["trials"].items()}
+    assert budgets[before[0].trial_id] == 1 and sorted(budgets.values()) == [0, 1]

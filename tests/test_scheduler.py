@@ -1,0 +1,91 @@
+"""SmartScheduler: its own surface (search properties, pickling, save/restore, debug string),
+and on real Ray Tune the missing-metric error."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+
+from tests.e2e_helpers import SMART_TEST_CONFIG, _metrics, start_local_ray  # noqa: E402
+from tuner.config import config_from_dict  # noqa: E402
+from tuner.scheduler import SmartScheduler  # noqa: E402
+
+CFG = config_from_dict(SMART_TEST_CONFIG)
+
+
+def _drive(scheduler: SmartScheduler, kinds: list[str]) -> None:
+    """Feed one fake trial's results straight to the scheduler's Supervisor."""
+    config = {"learning_rate": 0.4}
+    for step, kind in enumerate(kinds, start=1):
+        action = scheduler.supervisor.on_result(
+            "t1", config, _metrics(step, 0.4, kind == "boom"), f"/ckpt/{step}", float(step))
+        config = action.new_config or config
+
+
+@pytest.mark.parametrize("metric, mode", [(None, None), ("validation.loss", "min"),
+                                          ("validation.attention_score", "max")])
+def test_accepts_search_properties(metric: str | None, mode: str | None) -> None:
+    scheduler = SmartScheduler(config=CFG)
+    assert scheduler.set_search_properties(metric, mode) is True
+    assert scheduler.metric == "validation.loss"
+
+
+def test_bad_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="sideways"):
+        SmartScheduler(config=CFG).set_search_properties("validation.loss", "sideways")
+
+
+@pytest.mark.parametrize("kinds, summary", [
+    ([], "SmartScheduler: 0 interventions on 0 trials (none)"),
+    (["ok", "boom"], "SmartScheduler: 1 interventions on 1 trials (mutate 1)"),
+])
+def test_debug_string(tmp_path: Path, kinds: list[str], summary: str) -> None:
+    scheduler = SmartScheduler(config=CFG, experiment_dir=tmp_path, echo=False)
+    _drive(scheduler, kinds)
+    assert scheduler.debug_string() == summary
+
+
+def test_pickle_keeps_the_state(tmp_path: Path) -> None:
+    scheduler = SmartScheduler(config=CFG, experiment_dir=tmp_path, echo=False)
+    _drive(scheduler, ["ok", "ok", "boom"])
+    copy = pickle.loads(pickle.dumps(scheduler))
+    assert copy.supervisor is not None   # rebuilt from the pickled state (listeners kept)
+    assert copy.interventions == scheduler.interventions
+    assert copy.supervisor.healthy_checkpoint("t1").checkpoint == "/ckpt/2"
+
+
+def test_save_and_restore(tmp_path: Path) -> None:
+    scheduler = SmartScheduler(config=CFG, experiment_dir=tmp_path / "a", echo=False)
+    _drive(scheduler, ["ok", "boom"])
+    scheduler.save(str(tmp_path / "sched.json"))
+    other = SmartScheduler(config=CFG, experiment_dir=tmp_path / "b", echo=False)
+    other.restore(str(tmp_path / "sched.json"))
+    assert other.interventions == scheduler.interventions
+    assert other.supervisor.recoveries("t1") == 1
+
+
+def _reports_no_grad_norm(config: dict) -> None:
+    metrics = _metrics(1, 0.1, False)
+    del metrics["grad.norm"]
+    tune.report({**metrics, "my.extra": 1.0})
+
+
+@pytest.mark.ray
+def test_missing_metric_names_what_the_trial_reported(tmp_path: Path) -> None:
+    start_local_ray()
+    try:
+        tuner = tune.Tuner(
+            _reports_no_grad_norm,
+            tune_config=tune.TuneConfig(scheduler=SmartScheduler(config=CFG, echo=False)),
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="missing", verbose=0),
+        )
+        with pytest.raises(Exception, match=r"grad\.norm.*my\.extra"):
+            tuner.fit()
+    finally:
+        ray.shutdown()
+
