@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,18 @@ def test_config_from_dict(d: dict, check) -> None:
 def test_config_from_dict_names_its_source() -> None:
     with pytest.raises(ConfigError, match=r"optuna.seed must be an integer, got 'x' \(str\) in sweep.yaml"):
         config_from_dict({"optuna": {"seed": "x"}}, source="sweep.yaml")
+
+
+def test_import_tuner_does_not_import_ray_or_torch() -> None:
+    code = ("import sys, tuner; from tuner import load_config, diagnose, Problem, ConfigError; "
+            "bad = [m for m in ('ray', 'torch', 'optuna') if m in sys.modules]; "
+            "assert not bad, bad; print(callable(tuner.__getattr__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_unknown_attribute_of_tuner_raises_attribute_error() -> None:
+    import tuner
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        tuner.nope  # noqa: B018
