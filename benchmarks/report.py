@@ -180,9 +180,9 @@ def section(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(doc: Mapping[str, Any], path: str | Path = BENCHMARKS_MD) -> None:
-    """Replace only the text between the sweep markers of BENCHMARKS.md."""
-    p = Path(path)
+def write_section(doc: Mapping[str, Any], path: str | Path | None = None) -> None:
+    """Replace only the text between the sweep markers of ``path`` (default BENCHMARKS.md)."""
+    p = Path(path) if path is not None else BENCHMARKS_MD
     text = p.read_text()
     if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
         raise ReportError(f"{p}: markers {BEGIN} ... {END} not found; restore them around the sweep section")
