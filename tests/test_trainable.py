@@ -131,6 +131,14 @@ def test_restore_flags(base: dict[str, Any], tmp_path: Path, flags: dict[str, bo
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 if lr_restarted else 2e-3)
 
 
+def test_architecture_change_without_restart_is_a_config_error(base: dict[str, Any], tmp_path: Path) -> None:
+    _, first = train(tmp_path / "first", base)
+    changed = {**base, "model": {**SMALL_MODEL, "decoder_rnn_dim": 48}}
+    with pytest.raises(TrainConfigError, match="_restart_generation"):
+        prepared(tmp_path / "second", changed, first.checkpoints[-1])
+    assert prepared(tmp_path / "third", {**changed, "_restart_generation": 1}, first.checkpoints[-1]).step == 0
+
+
 def test_flags_are_not_repeated_on_a_plain_resume(base: dict[str, Any], tmp_path: Path) -> None:
     config = {**base, "reset_attention": True, "lr_restart": True}
     _, first = train(tmp_path / "first", config)

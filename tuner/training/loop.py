@@ -42,7 +42,7 @@ from tuner.training.faults import FaultInjector
 from tuner.training.reporting import Reporter
 from tuner.training.schedule import LRSchedule
 from tuner.training.session import TrialSession
-from tuner.training.settings import TrainSettings
+from tuner.training.settings import TrainConfigError, TrainSettings
 from tuner.training.stats import IntervalStats
 
 __all__ = ["Trainer", "NonFiniteParametersError", "config_fingerprint"]
@@ -108,7 +108,14 @@ class Trainer:
         )
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:  # sizes differ: the config's preset/model changed
+            raise TrainConfigError(
+                f"train_tts config keys 'preset'/'model' = {self.s.preset!r}/{self.s.model!r} do not match "
+                f"the checkpoint's model ({str(err).splitlines()[1].strip()}); raise _restart_generation "
+                f"to train the new architecture from scratch"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
@@ -291,8 +298,6 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from tuner.training.settings import TrainConfigError
-
         raise TrainConfigError(
             "train_tts config key 'device' = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
         )
