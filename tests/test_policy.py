@@ -43,7 +43,8 @@ def run(rows: list[dict[str, float]], now: float, cfg: SmartConfig = CFG) -> tup
     (3, {"attention": 0.01}, LATE, "mutate"),           # collapsed after a healthy period
     (3, {"gate": 0.05}, LATE, "mutate"),
     (3, {"validation_loss": 150.0}, LATE, "restart"),
-    (3, {"validation_loss": NAN}, EARLY, "restart"),    # non-finite: unambiguous; kind restarts
+    (3, {"validation_loss": NAN}, EARLY, "mutate"),     # non-finite: unambiguous; roll back
+    (3, {"validation_loss": NAN, "grad_norm": NAN}, EARLY, "mutate"),
     (3, {"training_loss": 2.5}, LATE, "restart"),       # degradation: (1.99 - 2.5) / 1.99 < -0.1
 ])
 def test_recovery_actions(healthy_before: int, bad: dict, now: float, action: str) -> None:
@@ -88,7 +89,7 @@ ES = config_from_dict({"early_stopping": {"patience": 3, "min_delta": 0.01}})
     ([1.0, 1.0, 1.0, 1.0], ["continue", "continue", "continue", "stop"]),
     ([1.0, 0.995, 0.991, 0.99], ["continue", "continue", "continue", "stop"]),  # < min_delta each time
     ([1.0, 1.0, 1.0, 0.98, 0.98], ["continue"] * 5),                            # improved in time
-    ([1.0, NAN, NAN, NAN], ["continue", "restart", "restart", "restart"]),      # NaN is a problem, not a plateau
+    ([1.0, NAN, NAN, NAN], ["continue", "mutate", "mutate", "mutate"]),         # NaN is a problem, not a plateau
 ])
 def test_early_stopping(losses: list[float], actions: list[str]) -> None:
     rows = [result(s, validation_loss=v) for s, v in enumerate(losses, 1)]

@@ -12,9 +12,10 @@
    at once: waiting only trains a broken model longer.
 3. Action: "restart" (from scratch) when nothing healthy exists to roll back to (no healthy
    result since the trial (re)started), when the critical problem has been critical at every
-   report since the (re)start (e.g. attention that never formed), for validation loss > limit and
-   for training degradation; "mutate" (roll back to the last healthy checkpoint with new
-   hyperparameters) otherwise.
+   report since the (re)start (e.g. attention that never formed), for a finite validation loss
+   above its limit and for training degradation; "mutate" (roll back to the last healthy
+   checkpoint with new hyperparameters) otherwise, NaN/Inf anywhere included: the weights of the
+   last healthy checkpoint were fine, the step that followed them diverged.
 4. Budget: a trial that needs a recovery after `max_recoveries_per_trial` is stopped, with the reason.
    `training_recovery.enabled: false` never mutates or restarts.
 5. Early stopping: no improvement of `early_stopping.metric` by `min_delta` for `patience`
@@ -43,7 +44,8 @@ class Decision:
     action: str                      # "continue" | "mutate" | "restart" | "stop"
     reasons: tuple[str, ...]
     problems: tuple[Problem, ...]
-    healthy: bool                    # no critical problem in this result (its checkpoint may be rolled back to)
+    healthy: bool                    # no critical problem that counts now (its checkpoint may be rolled
+                                     # back to); inside the guards only unambiguous ones count
 
     @property
     def intervenes(self) -> bool:
@@ -129,9 +131,9 @@ class TrialMonitor:
             return "restart"
         if any(p.severity == "critical" and p.kind in (self.always_critical or set()) for p in acting):
             return "restart"
-        if any(p.kind in RESTART_KINDS for p in acting):
+        if any(p.kind in RESTART_KINDS and math.isfinite(p.value) for p in acting):
             return "restart"
-        return "mutate"
+        return "mutate"       # including non-finite values: the last healthy weights were fine
 
     # ------------------------------------------------------------------ early stopping
     def _track_best(self) -> None:
