@@ -7,7 +7,8 @@ NaN policy. `diagnose(history, cfg)` runs them all and returns the problems, mos
 Severity: "warning" (logged, never acts), "serious" (counts towards
 `diagnostics.serious_problems_for_restart`), "critical" (calls for recovery alone). A
 warning-level condition that held for the last `serious_after` reports is serious (0: never).
-No Ray, no torch: plain floats in, frozen dataclasses out.
+Every rule takes `serious_after` (`diagnostics.serious_after`; `diagnose` passes it; 0 = warnings
+never escalate). No Ray, no torch: plain floats in, frozen dataclasses out.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _held(values: Sequence[float], n: int, predicate: Callable[[float], bool]) -
     return n > 0 and len(values) >= n and all(predicate(v) for v in values[-n:])
 
 
-def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 3) -> Problem | None:
+def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 0) -> Problem | None:
     """grad.norm > critical -> critical; > warning -> warning (serious when held).
 
     NaN policy: NaN or Inf in grad.norm or training.loss is a critical explosion (never hidden).
@@ -120,7 +121,7 @@ def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
                     f"ago while training.loss fell {_fmt(train[at])} -> {_fmt(train[-1])}")
 
 
-def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 3) -> Problem | None:
+def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -> Problem | None:
     """gap > critical_gap -> critical; validation.loss above (1 + critical_rise) x its best of at
     least `rising_window` reports ago while training.loss fell since -> critical;
     validation.loss rising at each of the last `rising_window` reports while training.loss fell
@@ -167,7 +168,7 @@ def _improvement(values: Sequence[float], n: int) -> float | None:
     return before - recent
 
 
-def stagnation(window: History, cfg: StagnationRule, serious_after: int = 3) -> Problem | None:
+def stagnation(window: History, cfg: StagnationRule, serious_after: int = 0) -> Problem | None:
     """No improvement of validation.loss by min_delta over `critical_window` reports -> critical;
     over `window` reports -> serious; training.loss and validation.loss identical (frozen
     metrics) for `frozen_critical_reports` reports -> critical, for `frozen_reports` -> serious.
@@ -200,7 +201,7 @@ def _degrading(values: Sequence[float], n: int, drop: float) -> tuple[float, flo
     return max(recent), recent[-1]
 
 
-def attention_collapse(window: History, cfg: AttentionRule, serious_after: int = 3) -> Problem | None:
+def attention_collapse(window: History, cfg: AttentionRule, serious_after: int = 0) -> Problem | None:
     """attention_score < critical -> critical; < warning -> warning (serious when held);
     score (or validation.diagonality, when reported) down by more than degrading_drop from its
     best of the last degrading_window reports -> warning.
@@ -231,7 +232,7 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
     return None
 
 
-def gate_collapse(window: History, cfg: GateRule, serious_after: int = 3) -> Problem | None:
+def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Problem | None:
     """gate_accuracy < critical -> critical; validation.early_stop_fraction > early_stop_fraction
     (when reported) -> serious; accuracy < warning -> warning (serious when held).
 
@@ -256,7 +257,7 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 3) -> Pro
     return None
 
 
-def validation_loss(window: History, cfg: ValidationLossRule, serious_after: int = 3) -> Problem | None:
+def validation_loss(window: History, cfg: ValidationLossRule, serious_after: int = 0) -> Problem | None:
     """validation.loss > critical -> critical.
 
     NaN policy: NaN or Inf validation loss is critical.
@@ -271,7 +272,7 @@ def validation_loss(window: History, cfg: ValidationLossRule, serious_after: int
     return None
 
 
-def training_degradation(window: History, cfg: DegradationRule, serious_after: int = 3) -> Problem | None:
+def training_degradation(window: History, cfg: DegradationRule, serious_after: int = 0) -> Problem | None:
     """progress = (initial - current) / initial training.loss; progress < critical -> critical.
 
     `initial` is the first finite training loss of the trial (kept after the window rolls).
