@@ -130,6 +130,7 @@ class RecoveryPlanner:
         Flags from an earlier recovery (reset_attention, lr_restart) are cleared first, so only
         this recovery's flags are on. A "restart" also raises `_restart_generation` by one.
         """
+        trial_id = str(trial_id)
         if trial_id in self.pending:    # the previous recovery did not hold
             self._tell(self.pending.pop(trial_id), math.inf)
         new = dict(config)
@@ -141,7 +142,7 @@ class RecoveryPlanner:
         drawn: dict[str, Any] = {}
         if space:
             trial = self.study.ask(space)
-            self.pending[str(trial_id)] = trial.number
+            self.pending[trial_id] = trial.number
             drawn = trial.params
         for kind, adjustment in adjustments:
             value = apply_adjustment(adjustment, config.get(adjustment.param),
