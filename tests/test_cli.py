@@ -155,3 +155,39 @@ def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Pat
     assert main(["analyze", "e2e", "--storage", str(storage)]) == 0
     assert "## Recommendations" in capsys.readouterr().out
     assert _run(["tune", "--search-space", space, "--storage", str(storage), "--name", "e2e"]) == 2
+
+
+def _cluster_commands() -> list[list[str]]:
+    """The `smart-tuner ...` command lines documented in cluster.yaml's header."""
+    import re
+    import shlex
+
+    commands = []
+    for line in (REPO / "cluster.yaml").read_text().splitlines():
+        match = re.search(r"smart-tuner (tune|resume|analyze|corpus)[^\"]*", line)
+        if line.startswith("#") and match:
+            commands.append(shlex.split(match.group(0))[1:])
+    return commands
+
+
+def test_cluster_yaml_is_a_valid_ray_cluster_config() -> None:
+    import json
+
+    import jsonschema
+    import ray.autoscaler
+    import yaml
+
+    config = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    assert config["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
+    assert any("pip install -e ~/smart-tuner" in c for c in config["setup_commands"])
+    assert [c[0] for c in _cluster_commands()] == ["tune", "resume", "analyze"]
+
+
+@pytest.mark.parametrize("argv", _cluster_commands())
+def test_cluster_commands_parse(argv: list[str]) -> None:
+    from tuner.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.storage == "/shared/runs"
