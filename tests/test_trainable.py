@@ -93,7 +93,7 @@ def test_checkpoint_loads_with_weights_only(base: dict[str, Any], tmp_path: Path
         ({"gate_loss_weight": 2.0, "gate_pos_weight": 9.0},
          lambda t: (t.criterion.gate_loss_weight, t.criterion.gate_pos_weight), (2.0, 9.0)),
         ({"grad_clip_thresh": 0.5, "gate_threshold": 0.7},
-         lambda t: (t.s.grad_clip_thresh, t.s.gate_threshold), (0.5, 0.7)),
+         lambda t: (t.s.grad_clip_thresh, t.s.gate_threshold, t.model.cfg.gate_threshold), (0.5, 0.7, 0.7)),
     ],
 )
 def test_config_change_on_restore_takes_effect(

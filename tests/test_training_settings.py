@@ -18,7 +18,7 @@ def dataset(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("key, value", [
     ("learning_rate", 0.0), ("learning_rate", float("nan")), ("learning_rate", "1e-3"), ("batch_size", 2.5),
-    ("batch_size", True), ("dropout", 0.95), ("gate_threshold", 0.0), ("weight_decay", -1e-6),
+    ("batch_size", True), ("dropout", 0.95), ("gate_threshold", 0.0), ("gate_threshold", 1.0), ("weight_decay", -1e-6),
     ("val_fraction", 0.6), ("device", "tpu"), ("lr_schedule", "step"), ("reset_attention", "yes"),
     ("num_threads", 0), ("model", [1]), ("inject", "nan_at_step"), ("_restart_generation", -1),
 ])

@@ -138,6 +138,7 @@ class Trainer:
     def _apply_config(self) -> None:
         """The trial's current hyperparameters onto model, optimizer and loss."""
         self.model.set_dropout(self.s.dropout)
+        self.model.cfg.gate_threshold = self.s.gate_threshold  # inference stops at this gate probability
         for group in self.optimizer.param_groups:
             group["weight_decay"] = self.s.weight_decay
             group["lr"] = self.schedule.lr(self.s.learning_rate, self.step)

@@ -120,7 +120,7 @@ _FLOATS: dict[str, tuple[float, float, bool, str]] = {
     "grad_clip_thresh": _POS,
     "guided_attention_weight": _NONNEG,
     "gate_loss_weight": _NONNEG,
-    "gate_threshold": (0.0, 1.0, True, "a number in (0, 1]"),
+    "gate_threshold": (0.0, 1.0 - 1e-9, True, "a number in (0, 1)"),
     "gate_pos_weight": _POS,
     "min_lr_ratio": _PROB,
     "val_fraction": (0.0, 0.5, True, "a number in (0, 0.5]"),
