@@ -42,13 +42,18 @@ def test_user_file_is_merged_over_defaults(tmp_path: Path) -> None:
     path = tmp_path / "my.yaml"
     path.write_text("diagnostics:\n  gradient_explosion:\n    critical: 500\n"
                     "metrics:\n  grad.norm: grad_norm\n  validation.diagonality: null\n"
-                    "training_recovery:\n  actions:\n    overfitting:\n      dropout: null\n")
+                    "training_recovery:\n  actions:\n    overfitting:\n      dropout: null\n"
+                    "      weight_decay: {scale: [3, 4]}\n"
+                    "early_stopping:\n")
     cfg = load_config(path)
     assert cfg.diagnostics.gradient_explosion.critical == 500.0
     assert cfg.diagnostics.gradient_explosion.warning == 100.0            # untouched default
     assert cfg.metrics["grad.norm"] == "grad_norm"
     assert cfg.metric_name("validation.diagonality") is None
-    assert [a.param for a in cfg.training_recovery.actions["overfitting"]] == ["learning_rate", "weight_decay"]
+    learning_rate, weight_decay = cfg.training_recovery.actions["overfitting"]   # dropout removed
+    assert learning_rate.param == "learning_rate"
+    assert (weight_decay.mode, weight_decay.low, weight_decay.high, weight_decay.log) == ("scale", 3.0, 4.0, False)
+    assert cfg.early_stopping == load_config().early_stopping                  # empty section: defaults
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
@@ -61,6 +66,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     ({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}, {"a": {"b": 3, "c": 2}}),
     ({"a": {"b": 1}}, {"a": 5}, {"a": 5}),
     ({"a": 1}, {"z": {"y": 2}}, {"a": 1, "z": {"y": 2}}),
+    ({"a": {"b": 1}, "c": 2}, {"a": None, "c": None}, {"a": {"b": 1}, "c": None}),   # empty section
 ])
 def test_deep_merge(base: dict, over: dict, expected: dict) -> None:
     assert deep_merge(base, over) == expected

@@ -236,9 +236,12 @@ def config_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> SmartConfi
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of `base` with `over` merged in: mappings merge key by key, anything else replaces."""
+    """A copy of `base` with `over` merged in: mappings merge key by key, anything else replaces,
+    except that null over a mapping (an empty YAML section such as ``gate:``) changes nothing."""
     out = copy.deepcopy(dict(base))
     for key, value in over.items():
+        if value is None and isinstance(out.get(key), Mapping):
+            continue
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
         else:
