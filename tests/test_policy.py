@@ -125,6 +125,13 @@ def test_rollback_restarts_the_window() -> None:
     assert after.action == "continue" and after.problems == ()
 
 
+def test_explosion_right_after_a_rollback_mutates_again() -> None:
+    m, _ = run([result(1), result(2), result(3)], EARLY)
+    assert m.observe(result(4, grad_norm=NAN), EARLY).action == "mutate"
+    m.rolled_back(EARLY)
+    assert m.observe(result(4, grad_norm=500.0), EARLY).action == "mutate"   # not a restart from scratch
+
+
 def test_restart_resets_guard_clock_and_initial_loss() -> None:
     m, _ = run([result(1, grad_norm=NAN)], EARLY)
     m.rolled_back(now=1000.0, action="restart")

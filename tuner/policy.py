@@ -166,7 +166,9 @@ class TrialMonitor:
         self.reports_since_best = 0
         restart = action == "restart"
         self.history.reset(keep_initial=not restart)
-        self.always_critical = None
+        # After a rollback to a healthy checkpoint nothing has been critical "since the start";
+        # after a restart from scratch the start is now.
+        self.always_critical = None if restart else set()
         if restart:
             self.ever_healthy = False
             self.start_time = float(now)
