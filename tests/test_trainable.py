@@ -148,15 +148,14 @@ def test_flags_are_not_repeated_on_a_plain_resume(base: dict[str, Any], tmp_path
     assert trainer.schedule.start_step == 0
 
 
-@pytest.mark.parametrize("generation, expected_step", [(0, 4), (1, 0)])
+@pytest.mark.parametrize("generation, expected_step, expected_validation_step", [(0, 4, 2), (1, 0, 0)])
 def test_restart_generation_ignores_older_checkpoint(
-    base: dict[str, Any], tmp_path: Path, generation: int, expected_step: int
+    base: dict[str, Any], tmp_path: Path, generation: int, expected_step: int, expected_validation_step: int
 ) -> None:
     _, first = train(tmp_path / "first", base)
     config = {**base, "_restart_generation": generation}
     trainer = prepared(tmp_path / "second", config, first.checkpoints[-1])
-    assert trainer.step == expected_step
-    assert trainer.validation_step == 2  # the count of validations carries on either way
+    assert (trainer.step, trainer.validation_step) == (expected_step, expected_validation_step)
     if generation:
         fresh = prepared(tmp_path / "fresh", {**base, "seed": base["seed"] + 1}, None)  # type: ignore[arg-type]
         for a, b in zip(trainer.model.parameters(), fresh.model.parameters()):

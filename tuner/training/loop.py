@@ -16,7 +16,8 @@ the schedule, weight decay on the param groups, dropout, loss weights, gate thre
 threshold, batch size). ``reset_attention`` / ``lr_restart`` act when the config differs from
 the one the checkpoint was saved under (a scheduler mutation), so a plain resume does not repeat
 them. A checkpoint of an older ``_restart_generation`` is ignored: fresh start with seed +
-generation; only its ``validation.step`` count carries on, so reports stay monotonic.
+generation, and ``validation.step`` counts from 0 again (so a restart shows as the count going back,
+as a rollback does; ``restart_generation`` is reported too).
 """
 
 from __future__ import annotations
@@ -152,8 +153,7 @@ class Trainer:
         with self.session.checkpoint_dir() as folder:
             state = load_checkpoint(folder) if folder is not None else None
         if state is not None and int(state["restart_generation"]) < self.s.restart_generation:
-            self.validation_step = int(state["validation_step"])
-            state = None
+            state = None  # a restart from scratch: every count starts again
         seed = self.s.seed + self.s.restart_generation
         self._build(seed)
         if state is not None:
