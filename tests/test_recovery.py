@@ -44,6 +44,7 @@ def test_learning_rate_at_least_halves_on_explosion_over_many_draws() -> None:
     ("gradient_explosion", "grad_clip_thresh", 20.0, 5.0),        # at most 5.0
     ("gradient_explosion", "grad_clip_thresh", 0.6, 0.5),         # at least 0.5
     ("gradient_explosion", "grad_clip_thresh", None, 2.5),        # from the default 5.0
+    ("stagnation", "batch_size", None, 8),                        # from train_tts's default 16
     ("overfitting", "dropout", 0.1, 0.2),
     ("overfitting", "dropout", 0.3, 0.4),
     ("overfitting", "dropout", 0.45, 0.5),                        # capped at 0.5
@@ -70,6 +71,7 @@ def test_documented_adjustments(kind: str, key: str, old, expected) -> None:
 
 @pytest.mark.parametrize("kind, key, old, low, high", [
     ("overfitting", "learning_rate", 1e-3, 0.5e-3, 0.8e-3),
+    ("gradient_explosion", "learning_rate", None, 0.25e-3, 0.5e-3),   # from train_tts's default 1e-3
     ("overfitting", "weight_decay", 0.0, 2e-6, 1e-5),             # from 1e-6 when 0
     ("overfitting", "weight_decay", 1e-4, 2e-4, 1e-3),
     ("attention_collapse", "guided_attention_weight", 1.0, 1.5, 3.0),
