@@ -16,7 +16,8 @@ NEW = {"learning_rate": 0.004, "batch_size": 32, "grad_clip_thresh": 2.5, "data_
 
 
 def make(action: str = "mutate", rolled_back_to: int | None = 5) -> Intervention:
-    return Intervention.create("t1", 7, 1000.0, action, [EXPLOSION], ["mutate: critical problem"],
+    reason = "recovery budget spent: 3 of 3 recoveries used" if action == "stop" else f"{action}: critical problem"
+    return Intervention.create("t1", 7, 1000.0, action, [EXPLOSION], [EXPLOSION.message, reason],
                                OLD, NEW if action != "stop" else OLD, rolled_back_to)
 
 
@@ -41,8 +42,8 @@ def test_json_round_trip(intervention: Intervention) -> None:
     (make("restart", None), "[smart-tuner] trial t1 validation 7: restart (gradient_explosion: grad.norm "
                             "312.4 > 200.0 (critical) at validation 7) learning_rate 0.01 -> 0.004, "
                             "grad_clip_thresh None -> 2.5; from scratch"),
-    (make("stop", None), "[smart-tuner] trial t1 validation 7: stop (gradient_explosion: grad.norm 312.4 "
-                         "> 200.0 (critical) at validation 7)"),
+    (make("stop", None), "[smart-tuner] trial t1 validation 7: stop (gradient_explosion: recovery budget "
+                         "spent: 3 of 3 recoveries used)"),
     (Intervention("t2", 9, 1.0, "stop", reasons=("early stopping: validation.loss did not improve",)),
      "[smart-tuner] trial t2 validation 9: stop (no problem: early stopping: validation.loss did not improve)"),
 ])

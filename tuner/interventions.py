@@ -73,7 +73,9 @@ class Intervention:
         """One-line printout, e.g. ``[smart-tuner] trial t1 validation 7: mutate (gradient_explosion:
         grad.norm 312.4 > 200.0 (critical) at validation 7) learning_rate 0.01 -> 0.004; rolled back
         to validation 5``."""
-        worst = self.problems[0]["message"] if self.problems else (self.reasons[-1] if self.reasons else "")
+        # a stop is explained by its reason (early stopping, budget); a recovery by its worst problem
+        use_reason = self.reasons and (self.action not in ("mutate", "restart") or not self.problems)
+        worst = self.reasons[-1] if use_reason else self.problems[0]["message"] if self.problems else ""
         kinds = ", ".join(dict.fromkeys(p["kind"] for p in self.problems)) or "no problem"
         changes = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in self.changes().items())
         where = ("" if self.action == "stop" else "; from scratch" if self.rolled_back_to is None
