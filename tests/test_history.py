@@ -67,6 +67,16 @@ def test_missing_metric_lists_what_was_reported() -> None:
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
 
 
+def test_monitor_window_keeps_only_the_metrics_the_rules_read() -> None:
+    cfg = config_from_dict({"metrics": {"grad.norm": "gn"}})
+    h = History.for_config(cfg)
+    h.append({"gn": 1.0, "training.loss": 2.0, "validation.loss_mel": 3.0, "learning_rate": 1e-3,
+              "validation.step": 1})
+    assert h[-1] == {"gn": 1.0, "training.loss": 2.0, "validation.step": 1.0}
+    with pytest.raises(MissingMetricError, match="gn, learning_rate, training.loss, validation.loss_mel"):
+        h.latest("validation.loss")                   # the error still lists everything reported
+
+
 def test_name_map_translates_contract_names() -> None:
     cfg = config_from_dict({"metrics": {"grad.norm": "gn", "validation.diagonality": None}})
     h = History.from_results([{"gn": 7.0, "validation.step": 1}], cfg)

@@ -46,13 +46,18 @@ class History:
     """Bounded window of one trial's results (plain floats), oldest first.
 
     `names` maps contract metric names to the names the trainable reports (None = not reported).
+    `keep`: the reported names to store (None = every numeric value); a trainable reports some 30
+    metrics and the rules read 9, so a monitor keeps only those (memory at 1,000 trials).
     """
 
-    def __init__(self, maxlen: int = 200, names: Mapping[str, str | None] | None = None) -> None:
+    def __init__(self, maxlen: int = 200, names: Mapping[str, str | None] | None = None,
+                 keep: Iterable[str] | None = None) -> None:
         if maxlen < 1:
             raise ValueError(f"History maxlen must be >= 1, got {maxlen!r}")
         self.maxlen = maxlen
         self.names: dict[str, str | None] = dict(names or {})
+        self.keep: frozenset[str] | None = None if keep is None else frozenset(keep)
+        self.last_reported: tuple[str, ...] = ()      # every key of the latest result, for errors
         self._results: deque[dict[str, float]] = deque(maxlen=maxlen)
         self._columns: dict[str, list[float]] = {}    # whole-window series, rebuilt after each change
         self.initial_training_loss: float | None = None
@@ -61,7 +66,10 @@ class History:
     # ---------------------------------------------------------------- construction
     @classmethod
     def for_config(cls, cfg: SmartConfig) -> History:
-        return cls(cfg.diagnostics.history_size, cfg.metrics)
+        """The window a TrialMonitor keeps: the mapped metrics and the early-stopping metric only."""
+        keep = {n for n in cfg.metrics.values() if n is not None}
+        keep.add(cfg.metric_name(cfg.early_stopping.metric) or cfg.early_stopping.metric)
+        return cls(cfg.diagnostics.history_size, cfg.metrics, keep)
 
     @classmethod
     def from_results(cls, results: Iterable[Mapping[str, Any]], cfg: SmartConfig | None = None,
@@ -76,7 +84,9 @@ class History:
 
     def append(self, result: Mapping[str, Any]) -> None:
         """Record one result; keeps numeric values as floats (NaN/Inf kept as they are)."""
-        clean = {str(k): f for k, v in result.items() if (f := _as_float(v)) is not None}
+        self.last_reported = tuple(str(k) for k in result)
+        items = result.items() if self.keep is None else ((k, result[k]) for k in self.keep if k in result)
+        clean = {str(k): f for k, v in items if (f := _as_float(v)) is not None}
         self._results.append(clean)
         self._columns.clear()
         self.total_reports += 1
@@ -125,7 +135,8 @@ class History:
             return [r[name] for r in self._tail(last)]
         except KeyError:
             lacking = next(r for r in self._tail(last) if name is None or name not in r)
-            raise MissingMetricError(metric, name or "null", lacking.keys()) from None
+            reported = lacking.keys() if self.keep is None else self.last_reported
+            raise MissingMetricError(metric, name or "null", reported) from None
 
     def _tail(self, last: int | None) -> Iterable[dict[str, float]]:
         n = len(self._results)
@@ -167,6 +178,7 @@ class History:
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
         return {"maxlen": self.maxlen, "results": [dict(r) for r in self._results],
+                "last_reported": list(self.last_reported),
                 "initial_training_loss": self.initial_training_loss, "total_reports": self.total_reports}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
@@ -174,3 +186,4 @@ class History:
         self._columns.clear()
         self.initial_training_loss = d.get("initial_training_loss")
         self.total_reports = int(d.get("total_reports", len(self._results)))
+        self.last_reported = tuple(d.get("last_reported", ()))
