@@ -5,7 +5,8 @@
 
 1. Recovery is called for by any critical problem, or by at least
    `diagnostics.serious_problems_for_restart` serious ones at once. Warnings never intervene.
-2. Guards: before `min_training_time` seconds and `min_validation_steps` reports, recovery
+2. Guards: until the trial has trained `min_training_time` seconds (since its start or its last
+   restart from scratch) *and* reached `validation.step` >= `min_validation_steps`, recovery
    triggered by slow-to-judge rules (attention, gate, stagnation, overfitting, degradation,
    validation loss, serious grad-norm) is held back, since early training legitimately looks bad.
    Non-finite values and a grad.norm above the critical limit are unambiguous and are acted on
