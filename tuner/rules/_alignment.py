@@ -1,0 +1,75 @@
+"""Rules on the alignment and the stop gate: attention collapse and gate collapse.
+Pure functions of a History (see tuner/rules/__init__.py)."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from tuner.config import AttentionRule, GateRule
+from tuner.history import History
+from tuner.rules._problem import (ATTENTION, DIAGONALITY, EARLY_STOP, GATE, Problem, fmt, held_for,
+                                  make_problem)
+
+
+def _degrading(values: Sequence[float], n: int, drop: float) -> tuple[float, float] | None:
+    """(best, latest) when the latest of the last `n` finite values is more than `drop` below their max."""
+    recent = [v for v in values[-n:] if math.isfinite(v)]
+    if len(recent) < n or max(recent) - recent[-1] <= drop:
+        return None
+    return max(recent), recent[-1]
+
+
+def attention_collapse(window: History, cfg: AttentionRule, serious_after: int = 0) -> Problem | None:
+    """attention_score < critical -> critical; < warning -> warning (serious when held);
+    score (or validation.diagonality, when reported) down by more than degrading_drop from its
+    best of the last degrading_window reports -> warning.
+
+    NaN policy: a NaN score is not judged (the NaN comes from the losses, which
+    gradient_explosion reports).
+    """
+    if not cfg.enabled or len(window) == 0:
+        return None
+    scores = window.series(ATTENTION, last=max(serious_after, cfg.degrading_window))
+    step = window.step
+    score = scores[-1]
+    if not math.isfinite(score):
+        return None
+    if score < cfg.critical:
+        return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.critical, step)
+    if score < cfg.warning:
+        held = held_for(scores, serious_after, lambda v: v < cfg.warning)
+        return make_problem("attention_collapse", "serious" if held else "warning", ATTENTION, score, "<",
+                        cfg.warning, step, f"below it for {serious_after} reports" if held else "")
+    for metric, values in ((ATTENTION, scores), (DIAGONALITY, window.optional_series(DIAGONALITY, cfg.degrading_window))):
+        found = _degrading(values, cfg.degrading_window, cfg.degrading_drop)
+        if found:
+            best, latest = found
+            return make_problem("attention_collapse", "warning", metric, latest, "<",
+                            best - cfg.degrading_drop, step,
+                            f"degrading from {fmt(best)} over {cfg.degrading_window} reports")
+    return None
+
+
+def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Problem | None:
+    """gate_accuracy < critical -> critical; validation.early_stop_fraction > early_stop_fraction
+    (when reported) -> serious; accuracy < warning -> warning (serious when held).
+
+    NaN policy: a NaN accuracy or fraction is not judged (gradient_explosion reports the NaN).
+    """
+    if not cfg.enabled or len(window) == 0:
+        return None
+    accuracy, step = window.series(GATE, last=max(serious_after, 1)), window.step
+    acc = accuracy[-1]
+    if not math.isfinite(acc):
+        return None
+    if acc < cfg.critical:
+        return make_problem("gate_collapse", "critical", GATE, acc, "<", cfg.critical, step)
+    early = window.optional_series(EARLY_STOP, last=1) if window.has(EARLY_STOP) else []
+    if early and math.isfinite(early[-1]) and early[-1] > cfg.early_stop_fraction:
+        return make_problem("gate_collapse", "serious", EARLY_STOP, early[-1], ">", cfg.early_stop_fraction,
+                        step, "gate closes before 30% of the sequence")
+    if acc < cfg.warning:
+        held = held_for(accuracy, serious_after, lambda v: v < cfg.warning)
+        return make_problem("gate_collapse", "serious" if held else "warning", GATE, acc, "<", cfg.warning,
+                        step, f"below it for {serious_after} reports" if held else "")
+    return None
