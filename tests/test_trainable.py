@@ -127,6 +127,8 @@ def test_restore_flags(base: dict[str, Any], tmp_path: Path, flags: dict[str, bo
     others = [k for k in now if not k.startswith("decoder.attention.")]
     assert attention and any(not torch.equal(now[k], saved[k]) for k in attention) == attention_reset
     assert all(torch.equal(now[k], saved[k]) for k in others)
+    fresh_moments = [p not in trainer.optimizer.state for p in trainer.model.decoder.attention.parameters()]
+    assert all(fresh_moments) == attention_reset and any(fresh_moments) == attention_reset
     assert trainer.schedule.start_step == (4 if lr_restarted else 0)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 if lr_restarted else 2e-3)
 

@@ -132,9 +132,17 @@ class Trainer:
         restore_rng(state["rng"])
         if state["config_fingerprint"] != self.fingerprint:  # resumed under a mutated config
             if self.s.reset_attention:
-                self.model.reset_attention()
+                self._reset_attention()
             if self.s.lr_restart:
                 self.schedule.restart(self.step)
+
+    def _reset_attention(self) -> None:
+        """``model.reset_attention()``, and fresh AdamW moments for the weights it re-initialised."""
+        before = [p.detach().clone() for p in self.model.parameters()]
+        self.model.reset_attention()
+        for p, old in zip(self.model.parameters(), before):
+            if not torch.equal(p.detach(), old):
+                self.optimizer.state.pop(p, None)
 
     def _apply_config(self) -> None:
         """The trial's current hyperparameters onto model, optimizer and loss."""
