@@ -328,7 +328,8 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         else:
             kwargs[key] = _convert(value, hint, where, source)
             _check_range(kwargs[key], value, fields[key].metadata, where, source)
-    missing = [f.name for f in fields.values() if f.name not in kwargs and f.name not in ("actions", "metrics")]
+    filled_later = ("actions", "metrics")     # built by _build_actions / _build_metrics
+    missing = [f.name for f in fields.values() if f.name not in kwargs and f.name not in filled_later]
     if missing:
         raise ConfigError(f"missing key {prefix}{missing[0]} in {source}; add it (see tuner/config.yaml)")
     obj = cls(**kwargs)

@@ -112,7 +112,8 @@ class TrialMonitor:
             if not acting:
                 return "continue", reasons + [
                     f"recovery held back by the guards: {now - self.start_time:.0f} s of "
-                    f"{rec.min_training_time:.0f} s, validation {self.history.step} of {rec.min_validation_steps}"]
+                    f"{rec.min_training_time:.0f} s, validation {self.history.step} of "
+                    f"{rec.min_validation_steps}"]
             if self.recoveries >= rec.max_recoveries_per_trial:
                 return "stop", reasons + [
                     f"recovery budget spent: {self.recoveries} of {rec.max_recoveries_per_trial} recoveries "

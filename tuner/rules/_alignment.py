@@ -39,14 +39,15 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
     if score < cfg.warning:
         held = held_for(scores, serious_after, lambda v: v < cfg.warning)
         return make_problem("attention_collapse", "serious" if held else "warning", ATTENTION, score, "<",
-                        cfg.warning, step, f"below it for {serious_after} reports" if held else "")
-    for metric, values in ((ATTENTION, scores), (DIAGONALITY, window.optional_series(DIAGONALITY, cfg.degrading_window))):
+                            cfg.warning, step, f"below it for {serious_after} reports" if held else "")
+    diagonality = window.optional_series(DIAGONALITY, cfg.degrading_window)
+    for metric, values in ((ATTENTION, scores), (DIAGONALITY, diagonality)):
         found = _degrading(values, cfg.degrading_window, cfg.degrading_drop)
         if found:
             best, latest = found
             return make_problem("attention_collapse", "warning", metric, latest, "<",
-                            best - cfg.degrading_drop, step,
-                            f"degrading from {fmt(best)} over {cfg.degrading_window} reports")
+                                best - cfg.degrading_drop, step,
+                                f"degrading from {fmt(best)} over {cfg.degrading_window} reports")
     return None
 
 
@@ -67,9 +68,9 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Pro
     early = window.optional_series(EARLY_STOP, last=1) if window.has(EARLY_STOP) else []
     if early and math.isfinite(early[-1]) and early[-1] > cfg.early_stop_fraction:
         return make_problem("gate_collapse", "serious", EARLY_STOP, early[-1], ">", cfg.early_stop_fraction,
-                        step, "gate closes before 30% of the sequence")
+                            step, "gate closes before 30% of the sequence")
     if acc < cfg.warning:
         held = held_for(accuracy, serious_after, lambda v: v < cfg.warning)
         return make_problem("gate_collapse", "serious" if held else "warning", GATE, acc, "<", cfg.warning,
-                        step, f"below it for {serious_after} reports" if held else "")
+                            step, f"below it for {serious_after} reports" if held else "")
     return None

@@ -31,7 +31,7 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
     if norm > cfg.warning:
         held = held_for(norms, serious_after, lambda v: v > cfg.warning)
         return make_problem("gradient_explosion", "serious" if held else "warning", GRAD_NORM, norm, ">",
-                        cfg.warning, step, f"above it for {serious_after} reports" if held else "")
+                            cfg.warning, step, f"above it for {serious_after} reports" if held else "")
     return None
 
 
@@ -59,8 +59,8 @@ def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
     if not train[-1] < train[at]:
         return None
     return make_problem("overfitting", "critical", VAL_LOSS, val[-1], ">", limit, window.step,
-                    f"{cfg.critical_rise:.0%} above its best {fmt(best)} of {len(val) - 1 - at} reports "
-                    f"ago while training.loss fell {fmt(train[at])} -> {fmt(train[-1])}")
+                        f"{cfg.critical_rise:.0%} above its best {fmt(best)} of {len(val) - 1 - at} reports "
+                        f"ago while training.loss fell {fmt(train[at])} -> {fmt(train[-1])}")
 
 
 def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -> Problem | None:
@@ -87,12 +87,12 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -
     val, train = window.series(VAL_LOSS, last=k + 1), window.series(TRAIN_LOSS, last=k + 1)
     if len(val) == k + 1 and all(b > a for a, b in zip(val, val[1:])) and train[-1] < train[0]:
         return make_problem("overfitting", "serious", VAL_LOSS, val[-1], ">", val[0], step,
-                        f"validation.loss rose {k} reports in a row while training.loss fell "
-                        f"{fmt(train[0])} -> {fmt(train[-1])}")
+                            f"validation.loss rose {k} reports in a row while training.loss fell "
+                            f"{fmt(train[0])} -> {fmt(train[-1])}")
     if gap > cfg.warning_gap:
         held = held_for(gaps, serious_after, lambda v: v > cfg.warning_gap)
         return make_problem("overfitting", "serious" if held else "warning", GAP, gap, ">",
-                        cfg.warning_gap, step, f"above it for {serious_after} reports" if held else "")
+                            cfg.warning_gap, step, f"above it for {serious_after} reports" if held else "")
     return None
 
 
@@ -126,7 +126,7 @@ def stagnation(window: History, cfg: StagnationRule, serious_after: int = 0) -> 
         gain = _improvement(val, n)
         if gain is not None and gain < cfg.min_delta:
             return make_problem("stagnation", severity, VAL_LOSS, gain, "<", cfg.min_delta, step,
-                            f"improvement over the last {n} reports")
+                                f"improvement over the last {n} reports")
         train = window.series(TRAIN_LOSS, last=m)
         if len(train) == m and len(set(train)) == 1 and len(set(val[-m:])) == 1:
             return Problem("stagnation", severity, VAL_LOSS, float(m), float(m), step,
@@ -165,5 +165,5 @@ def training_degradation(window: History, cfg: DegradationRule, serious_after: i
     progress = (initial - current) / initial
     if progress < cfg.critical:
         return make_problem("training_degradation", "critical", TRAIN_LOSS, progress, "<", cfg.critical,
-                        step, f"progress (initial {fmt(initial)} - current {fmt(current)}) / initial")
+                            step, f"progress (initial {fmt(initial)} - current {fmt(current)}) / initial")
     return None
