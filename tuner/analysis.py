@@ -22,12 +22,13 @@ finite has outcome "diverged"; non-finite values never count as improvements.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tuner.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
 
 __all__ = [
     "ExperimentNotFoundError",
@@ -59,21 +60,6 @@ RECOMMENDATIONS: dict[str, str] = {
 }
 
 
-class ExperimentNotFoundError(ValueError):
-    """The experiment folder is missing or holds no trial results."""
-
-
-@dataclass
-class TrialRecord:
-    """What one trial left on disk."""
-
-    trial_id: str
-    path: Path
-    config: dict[str, Any]
-    results: list[dict[str, Any]]
-    error: str | None = None
-
-
 @dataclass
 class TrialAnalysis:
     """Findings for one trial."""
@@ -97,63 +83,6 @@ class Analysis:
     trials: list[TrialAnalysis]
     recommendations: list[str]
     images: list[Path] = field(default_factory=list)
-
-
-# ---- reading -------------------------------------------------------------------------------------
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a killed process: keep the rest
-            continue
-    return rows
-
-
-def load_trials(experiment_dir: str | Path) -> list[TrialRecord]:
-    """Every trial folder (one holding ``result.json`` or ``error.txt``) of an experiment."""
-    exp = Path(experiment_dir)
-    if not exp.is_dir():
-        raise ExperimentNotFoundError(
-            f"experiment folder {str(exp)!r} not found; check NAME and --storage (default ./runs)")
-    trials = []
-    for d in sorted(p for p in exp.iterdir() if p.is_dir()):
-        result_file, error_file = d / "result.json", d / "error.txt"
-        if not result_file.is_file() and not error_file.is_file():
-            continue
-        results = _read_jsonl(result_file) if result_file.is_file() else []
-        params = d / "params.json"
-        config = json.loads(params.read_text()) if params.is_file() else {}
-        trial_id = str(results[0].get("trial_id")) if results and "trial_id" in results[0] \
-            else d.name
-        error = error_file.read_text(errors="replace").strip() if error_file.is_file() else None
-        trials.append(TrialRecord(trial_id, d, config, results, error))
-    if not trials:
-        raise ExperimentNotFoundError(
-            f"experiment folder {str(exp)!r} holds no trial results (no */result.json); "
-            "was the sweep started?")
-    return trials
-
-
-def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
-    """All Intervention records of ``interventions.jsonl`` in the folder (oldest first).
-
-    When that file is missing, the ones kept in the scheduler's saved state
-    (``smart_tuner_state.json``) are used.
-    """
-    path = Path(experiment_dir) / "interventions.jsonl"
-    if path.is_file():
-        return _read_jsonl(path)
-    state = Path(experiment_dir) / "smart_tuner_state.json"
-    if state.is_file():
-        try:
-            return list(json.loads(state.read_text()).get("interventions", []))
-        except json.JSONDecodeError:
-            return []
-    return []
 
 
 # ---- per trial -----------------------------------------------------------------------------------
