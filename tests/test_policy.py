@@ -160,3 +160,15 @@ def test_state_dict_round_trips_through_json() -> None:
 
 def test_decision_intervenes() -> None:
     assert Decision("mutate", (), (), True).intervenes and not Decision("continue", (), (), True).intervenes
+
+
+def test_renamed_metrics_flow_through_the_name_map() -> None:
+    names = {"training.loss": "train_loss", "validation.loss": "val_loss", "grad.norm": "gn",
+             "validation.attention_score": None, "validation.gate_accuracy": None,
+             "overfitting.gap": None, "validation.step": "epoch"}
+    cfg = config_from_dict({"metrics": names, "early_stopping": {"patience": 2}})
+    m = TrialMonitor(cfg, start_time=0.0)
+    rows = [{"train_loss": 1.0, "val_loss": 1.2, "gn": 3.0, "epoch": s} for s in (1, 2, 3)]
+    assert [m.observe(r, LATE).action for r in rows] == ["continue", "continue", "stop"]
+    nan = m.observe({"train_loss": 1.0, "val_loss": 1.2, "gn": NAN, "epoch": 4}, LATE)
+    assert nan.action == "mutate" and nan.problems[0].step == 4
