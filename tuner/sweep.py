@@ -192,6 +192,7 @@ def _run_config(settings: SweepSettings, callbacks: list) -> Any:
         # Every checkpoint stays: SmartScheduler rolls back to the last *healthy* one.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         failure_config=tune.FailureConfig(max_failures=2),
+        verbose=1,  # Ray's status table every 30 s; interventions print their own line
     )
 
 
