@@ -141,6 +141,15 @@ def test_outcomes_are_told_to_the_study() -> None:
     assert planner.state_dict()["pending"] == {"c": 3}
 
 
+@pytest.mark.parametrize("baseline, told", [(2.0, 0.25), (None, 0.5), (0.0, 0.5), (math.nan, 0.5)])
+def test_outcome_relative_to_the_baseline(baseline: float | None, told: float) -> None:
+    planner = RecoveryPlanner(CFG, None, seed=0)
+    planner.propose("t", BASE, [problem("gradient_explosion")], "mutate", baseline=baseline)
+    planner.report_outcome("t", 0.5)
+    assert planner.study.trials[0].value == told
+    assert planner.baselines == {}
+
+
 def test_fixed_changes_do_not_ask_the_study() -> None:
     planner = RecoveryPlanner(CFG, None, seed=0)
     planner.propose("t", BASE, [problem("stagnation")], "mutate")

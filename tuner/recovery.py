@@ -19,8 +19,9 @@ Where lo < hi an Optuna study picks the point: one study per sweep, TPE sampler,
 with explicit distributions named ``<problem kind>.<hyperparameter>.<mode>`` (e.g.
 ``gradient_explosion.learning_rate.scale`` in [0.25, 0.5], log). Each recovery is one study
 trial; `report_outcome(trial_id, value)` tells the study how the recovered trial then did (lower
-is better, e.g. its validation.loss after recovery), so later proposals concentrate where
-earlier recoveries worked. TPE samples each named parameter from its own history, so problem
+is better, e.g. its validation.loss a few reports after recovery; divided by the loss of the
+checkpoint rolled back to when `propose` got it as `baseline`), so later proposals concentrate
+where earlier recoveries worked. TPE samples each named parameter from its own history, so problem
 kinds learn separately and combined recoveries share what they have in common. Fixed changes
 (lo == hi, flags) bypass Optuna. A trial that needs another recovery before its outcome was
 reported tells the study its previous recovery failed (value +inf).
@@ -114,6 +115,7 @@ class RecoveryPlanner:
         self.study_name = study_name or cfg.optuna.study_name
         self.seed = cfg.optuna.seed if seed is None else seed
         self.pending: dict[str, int] = {}      # trial id -> Optuna trial number (asked, not told)
+        self.baselines: dict[str, float] = {}  # trial id -> loss before its recovery (optional)
         self.study = self._open_study()
 
     def _open_study(self) -> optuna.Study:
@@ -124,15 +126,21 @@ class RecoveryPlanner:
                                    direction="minimize", load_if_exists=True)
 
     def propose(self, trial_id: str, config: Mapping[str, Any], problems: Sequence[Problem],
-                action: str) -> dict[str, Any]:
+                action: str, baseline: float | None = None) -> dict[str, Any]:
         """The whole new config (a copy of `config`) with the adjustments for `problems`.
 
         Flags from an earlier recovery (reset_attention, lr_restart) are cleared first, so only
         this recovery's flags are on. A "restart" also raises `_restart_generation` by one.
+        `baseline` (optional, > 0): the validation.loss of the checkpoint rolled back to; the
+        outcome is then told relative to it (outcome / baseline), which compares recoveries of
+        trials whose losses differ in scale.
         """
         trial_id = str(trial_id)
         if trial_id in self.pending:    # the previous recovery did not hold
             self._tell(self.pending.pop(trial_id), math.inf)
+        self.baselines.pop(trial_id, None)
+        if baseline is not None and math.isfinite(baseline) and baseline > 0:
+            self.baselines[trial_id] = float(baseline)
         new = dict(config)
         for flag in FLAGS:
             if flag in new:
@@ -156,12 +164,14 @@ class RecoveryPlanner:
     def report_outcome(self, trial_id: str, value: float) -> None:
         """Tell the study how trial `trial_id` did after its last recovery (lower is better).
 
-        NaN marks the recovery failed (Optuna's FAIL state); +inf is the worst value. A trial
-        without a pending recovery is ignored.
+        NaN marks the recovery failed (Optuna's FAIL state); +inf is the worst value. With a
+        baseline given to `propose`, the study is told value / baseline. A trial without a
+        pending recovery is ignored.
         """
         number = self.pending.pop(str(trial_id), None)
+        baseline = self.baselines.pop(str(trial_id), None)
         if number is not None:
-            self._tell(number, float(value))
+            self._tell(number, float(value) / baseline if baseline else float(value))
 
     def _tell(self, number: int, value: float) -> None:
         try:
@@ -175,10 +185,11 @@ class RecoveryPlanner:
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
         return {"storage": self.storage, "study_name": self.study_name, "seed": self.seed,
-                "pending": dict(self.pending)}
+                "pending": dict(self.pending), "baselines": dict(self.baselines)}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         self.pending = {str(k): int(v) for k, v in d.get("pending", {}).items()}
+        self.baselines = {str(k): float(v) for k, v in d.get("baselines", {}).items()}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the study only when it lives in memory; an RDB study is reopened by URL."""
