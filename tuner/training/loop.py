@@ -22,15 +22,12 @@ as a rollback does; ``restart_generation`` is reported too).
 
 from __future__ import annotations
 
-import json
 import math
-import random
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import numpy as np
 import torch
 
 from model.data import load_features, make_loader, split_indices
@@ -40,6 +37,9 @@ from tuner.training.batches import EpochBatches, isolated_rng
 from tuner.training.checkpoint import FORMAT, capture_rng, from_bytes, load_checkpoint, restore_rng
 from tuner.training.evaluate import ValidationSample, validate
 from tuner.training.faults import FaultInjector
+from tuner.training.helpers import (
+    NonFiniteParametersError, config_fingerprint, resolve_device, seed_all, update_best,
+)
 from tuner.training.reporting import Reporter
 from tuner.training.schedule import LRSchedule
 from tuner.training.session import TrialSession
@@ -47,21 +47,6 @@ from tuner.training.settings import TrainConfigError, TrainSettings
 from tuner.training.stats import IntervalStats
 
 __all__ = ["Trainer", "NonFiniteParametersError", "config_fingerprint"]
-
-
-class NonFiniteParametersError(RuntimeError):
-    """Parameters kept turning non-finite after in-process restores."""
-
-
-def config_fingerprint(config: Mapping[str, Any]) -> str:
-    """A stable string of the trial config (compared on restore to spot a mutation)."""
-    return json.dumps(dict(config), sort_keys=True, default=str)
-
-
-def seed_all(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
 
 
 class Trainer:
@@ -74,7 +59,7 @@ class Trainer:
         threads = settings.num_threads or session.num_cpus()
         if threads:
             torch.set_num_threads(threads)
-        self.device = _device(settings.device)
+        self.device = resolve_device(settings.device)
         self.amp = settings.amp if self.device.type == "cuda" else "none"
         if self.amp == "bf16" and not torch.cuda.is_bf16_supported():
             self.amp = "fp16"
@@ -261,7 +246,7 @@ class Trainer:
         self.validation_step += 1
         metrics = {**stats.summary(), **val, "validation.seconds": time.perf_counter() - start}
         metrics["overfitting.gap"] = metrics["validation.loss"] - metrics["training.loss"]
-        _update_best(self.best, metrics)
+        update_best(self.best, metrics)
         metrics.update({
             "validation.step": float(self.validation_step), "training.step": float(self.step),
             "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
@@ -293,21 +278,3 @@ class Trainer:
                     stats.reset()
         finally:
             self.reporter.close()
-
-
-def _update_best(best: dict[str, float], metrics: Mapping[str, float]) -> None:
-    """Lowest validation.loss and highest validation.attention_score so far (finite values only)."""
-    for key, better in (("validation.loss", min), ("validation.attention_score", max)):
-        value = metrics[key]
-        if math.isfinite(value):
-            best[key] = better(best.get(key, value), value)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainConfigError(
-            "train_tts config key 'device' = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
-        )
-    return torch.device(name)
