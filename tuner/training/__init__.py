@@ -2,5 +2,5 @@
 
 settings (config -> TrainSettings), session (the Ray seam), loop (Trainer), batches (resumable
 batch order), evaluate (validation), stats (interval metrics), schedule (LR), faults (injection),
-checkpoint (files and RNG states), reporting (checkpoint + TensorBoard + report).
+checkpoint (files and RNG states), reporting (checkpoint + TensorBoard + report), helpers.
 """
