@@ -89,3 +89,37 @@ def test_missing_metric_names_what_the_trial_reported(tmp_path: Path) -> None:
     finally:
         ray.shutdown()
 
+
+
+def _intervened_experiment(folder: Path) -> tuple[str, dict]:
+    """A sweep folder whose state says trial "t1" was mutated (lr 0.4 -> <= 0.2) at validation 3."""
+    first = SmartScheduler(config=CFG, experiment_dir=folder, echo=False)
+    _drive(first, ["ok", "ok", "boom"])
+    return "t1", first.supervisor.expected_config("t1")
+
+
+@pytest.mark.parametrize("config_in_ray_snapshot, reapplied", [
+    ("old", True),    # Ray's snapshot predates the intervention: give the trial its new config
+    ("new", False),   # Ray already knew: nothing to do
+])
+def test_restore_reapplies_an_intervention_ray_did_not_snapshot(
+        tmp_path: Path, config_in_ray_snapshot: str, reapplied: bool) -> None:
+    from ray.tune.experiment import Trial
+
+    trial_id, new_config = _intervened_experiment(tmp_path)
+    config = {"learning_rate": 0.4} if config_in_ray_snapshot == "old" else dict(new_config)
+    trial = Trial("quadratic", config=config, trial_id=trial_id, stub=True)
+    resumed = SmartScheduler(config=CFG, experiment_dir=tmp_path, echo=False)
+    resumed.on_trial_add(None, trial)   # a PENDING trial: no controller call is needed
+    assert len(resumed.interventions) == 1 and resumed.supervisor.recoveries(trial_id) == 1
+    assert trial.config["learning_rate"] == new_config["learning_rate"]
+    assert (trial.checkpoint is not None and trial.checkpoint.path == "/ckpt/2") is reapplied
+
+
+def test_a_new_sweep_in_an_old_folder_starts_clean(tmp_path: Path) -> None:
+    from ray.tune.experiment import Trial
+
+    _intervened_experiment(tmp_path)
+    fresh = SmartScheduler(config=CFG, experiment_dir=tmp_path, echo=False)
+    fresh.on_trial_add(None, Trial("quadratic", config={"learning_rate": 0.4}, stub=True))
+    assert fresh.interventions == []
