@@ -41,7 +41,7 @@ def experiment(tmp_path: Path) -> Path:
     rows = [_result("boom", s, loss=2.0 / s, grad=4.0, t=T0 + s) for s in range(1, 4)]
     rows.append(_result("boom", 4, loss=float("nan"), grad=312.4, t=T0 + 4))
     rows += [_result("boom", s, loss=1.5 / s, grad=2.0, t=T0 + 10 + s) for s in range(4, 8)]
-    _trial(exp, "boom", 2e-2, rows)
+    _trial(exp, "boom", 8e-3, rows)  # Ray rewrites params.json with the mutated config
     append_jsonl(exp / "interventions.jsonl", Intervention.create(
         "boom", 4, T0 + 4.5, "mutate",
         problems=[{"kind": "gradient_explosion", "severity": "critical", "metric": "grad.norm",

@@ -65,7 +65,7 @@ class TrialAnalysis:
     """Findings for one trial."""
 
     trial_id: str
-    config: dict[str, Any]
+    config: dict[str, Any]  # the initial config (before any intervention)
     final: dict[str, float]
     reports: int
     interventions: list[dict[str, Any]]
@@ -144,7 +144,7 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     for key in sorted(set(old) | set(new)):
         if key.startswith("_") or old.get(key) == new.get(key):
             continue
-        parts.append(f"{key} {_fmt(old.get(key, '-'))} -> {_fmt(new.get(key, '-'))}")
+        parts.append(f"{key} {_fmt(old.get(key, 'default'))} -> {_fmt(new.get(key, 'default'))}")
     return ", ".join(parts) or "no hyperparameter change"
 
 
@@ -214,7 +214,10 @@ def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]
                if _num(r.get(metric)) is not None]
         if pts:
             curves[metric] = ([p[0] for p in pts], [p[1] for p in pts])
-    return TrialAnalysis(record.trial_id, record.config, final, len(record.results), list(ivs),
+    # Ray rewrites params.json when the scheduler replaces a config: the trial's initial
+    # hyperparameters are the first intervention's old ones.
+    config = {**record.config, **(ivs[0].get("old_config") or {})} if ivs else dict(record.config)
+    return TrialAnalysis(record.trial_id, config, final, len(record.results), list(ivs),
                          issues, kinds, outcome, curves)
 
 

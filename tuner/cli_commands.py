@@ -115,7 +115,7 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None) -> None:
     print()
     issues = [(t.trial_id, i) for t in analysis.trials for i in t.issues]
     for trial_id, issue in issues[:20]:
-        print(f"  {trial_id}: {issue}")
+        print(f"  {trial_id}: {issue if len(issue) <= 240 else issue[:237] + '...'}")
     if len(issues) > 20:
         print(f"  ... {len(issues) - 20} more in the report")
     print()
