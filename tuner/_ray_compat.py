@@ -25,7 +25,9 @@ the latest). The last *healthy* checkpoint may be older than that: :func:`protec
 takes it out of the manager's deletion list, and :func:`release_checkpoint` deletes it once a
 newer healthy one protects the trial. With ``num_to_keep=None`` nothing is ever deleted.
 
-Tested on Ray 2.60.0 by ``tests/test_ray_compat.py``; ``pyproject.toml`` pins the range.
+Tested by ``tests/test_ray_compat.py``: passes on Ray 2.41.0 and 2.60.0. Ray 2.40 lacks
+``ray.tune.report``/``tune.Checkpoint``/``tune.get_checkpoint`` (used by train_tts and the test
+trainable), so the project needs ``ray[tune]>=2.41,<2.61``.
 """
 
 from __future__ import annotations
