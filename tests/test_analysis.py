@@ -73,6 +73,8 @@ def test_analysis_issues_outcomes_and_recommendations(experiment: Path) -> None:
     assert any("grad.norm" in i and "not acted on" in i for i in by_id["fifo"].issues)
     assert by_id["train_tts_oom_lr=0.001"].issues == ["crashed: RuntimeError: CUDA out of memory"]
     assert math.isnan(by_id["fifo"].final["validation.loss"])
+    assert by_id["boom"].markers == [(4.0, "mutate")]  # the 4th report triggered it
+    assert by_id["boom"].curves["grad.norm"][0] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     recs = "\n".join(analysis.recommendations)
     assert "gradient explosion in 2 trial(s)" in recs and "lower learning_rate" in recs
     assert "narrow the search range to <= 0.001" in recs

@@ -72,7 +72,8 @@ class TrialAnalysis:
     issues: list[str]
     problem_kinds: set[str] = field(default_factory=set)
     outcome: str = "finished"
-    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # x = report #
+    markers: list[tuple[float, str]] = field(default_factory=list)  # (report #, action)
 
 
 @dataclass
@@ -149,9 +150,10 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 
 
 def _after(results: Sequence[Mapping[str, Any]], when: float | None) -> list[Mapping[str, Any]]:
+    """Results reported after wall time ``when`` (Ray's ``timestamp``, whole seconds)."""
     if when is None:
         return []
-    return [r for r in results if (_num(r.get("timestamp")) or 0.0) >= math.floor(when)]
+    return [r for r in results if (_num(r.get("timestamp")) or 0.0) > when]
 
 
 def _finite(v: Any) -> bool:
@@ -208,17 +210,21 @@ def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]
         first = record.error.splitlines()[-1] if record.error.splitlines() else record.error
         issues.append(f"crashed: {first[:200]}")
     outcome = _outcome(record, ivs, final)
+    # Curves against the report number (1, 2, ... in arrival order): monotonic even when a
+    # rollback or restart sends validation.step back, so wasted work stays visible.
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for metric in SUMMARY_METRICS:
-        pts = [(_step_of(r, i), float(r[metric])) for i, r in enumerate(record.results)
+        pts = [(float(i + 1), float(r[metric])) for i, r in enumerate(record.results)
                if _num(r.get(metric)) is not None]
         if pts:
             curves[metric] = ([p[0] for p in pts], [p[1] for p in pts])
+    markers = [(float(max(1, len(record.results) - len(_after(record.results, _num(iv.get("time")))))),
+                str(iv.get("action"))) for iv in ivs]  # at the report that triggered it
     # Ray rewrites params.json when the scheduler replaces a config: the trial's initial
     # hyperparameters are the first intervention's old ones.
     config = {**record.config, **(ivs[0].get("old_config") or {})} if ivs else dict(record.config)
     return TrialAnalysis(record.trial_id, config, final, len(record.results), list(ivs),
-                         issues, kinds, outcome, curves)
+                         issues, kinds, outcome, curves, markers)
 
 
 def _outcome(record: TrialRecord, ivs: Sequence[Mapping[str, Any]],

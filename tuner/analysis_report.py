@@ -112,9 +112,9 @@ def write_curves(analysis: Analysis) -> list[Path]:
         curves = {t.trial_id: t.curves[metric] for t in analysis.trials if metric in t.curves}
         if not curves:
             continue
-        markers = {t.trial_id: [(float(iv.get("step") or 0), str(iv.get("action")))
-                                for iv in t.interventions] for t in analysis.trials}
-        fig = plot_metric_curves(curves, metric, markers=markers, threshold=threshold, log_y=log_y)
+        markers = {t.trial_id: t.markers for t in analysis.trials}
+        fig = plot_metric_curves(curves, metric, markers=markers, threshold=threshold, log_y=log_y,
+                                 xlabel="report # (every validation, rolled-back ones included)")
         path = analysis.experiment_dir / f"curves_{metric.replace('.', '_')}.png"
         fig.savefig(path, dpi=100)
         import matplotlib.pyplot as plt

@@ -107,8 +107,9 @@ def plot_metric_curves(
     markers: Mapping[str, Sequence[tuple[float, str]]] | None = None,
     threshold: float | None = None,
     log_y: bool = False,
+    xlabel: str = "validation step",
 ) -> Figure:
-    """One metric against validation step, one line per trial.
+    """One metric against validation step (or ``xlabel``'s quantity), one line per trial.
 
     ``curves`` maps trial id -> (steps, values). ``markers`` maps trial id -> [(step, label)]: each
     intervention is drawn as a dashed vertical line in the trial's colour with its label (the action).
@@ -128,7 +129,7 @@ def plot_metric_curves(
         ax.axhline(threshold, color="black", linestyle=":", label=f"threshold {threshold:g}")
     if log_y:
         ax.set_yscale("log", nonpositive="mask")
-    ax.set_xlabel("validation step")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
     ax.set_title(metric)
     if curves:
