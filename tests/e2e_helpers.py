@@ -7,13 +7,13 @@
 (validation.loss = loss + 0.05, grad.norm = 2 + 10 * lr * exp(-k * lr * s)). When
 ``learning_rate > explode_lr`` and ``s >= explode_after``, the run "explodes": grad.norm becomes
 500 (critical), as a real Tacotron2 run with too high a learning rate does, but its
-losses are only 0.5 higher (the trainable's own NaN-step skipping keeps them finite). With ``nan_from`` set, every report from that step on is NaN (losses and grad.norm).
-A checkpoint (``state.json``: step, restart generation, learning rates used) is reported with
+losses are only 0.5 higher (the trainable's own NaN-step skipping keeps them finite). With
+``nan_from`` set, every report from that step on is NaN (losses and grad.norm). A checkpoint (``state.json``: step, restart generation, learning rates used) is reported with
 every result, and a restored run continues from its checkpoint's step with its *current* config.
 
 Config keys: ``learning_rate``, ``batch_size``, ``max_steps`` (validations), ``explode_lr``,
-``explode_after``, ``nan_from``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker`` (raise once
-at that step, remembered by a marker file), ``_restart_generation`` (a checkpoint of a lower
+``explode_after``, ``nan_from``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker``
+(raise once at that step, remembered by a marker file), ``_restart_generation`` (a checkpoint of a lower
 generation is ignored: restart from scratch), ``log_dir`` (appends one JSON line per report:
 trial id, step, learning_rate, batch_size, generation, restored_from).
 """

@@ -34,12 +34,10 @@ intervention and at most every ``persist_every_s`` seconds otherwise.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +46,12 @@ from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, storage_url
 from tuner.rules import Problem
+from tuner.supervisor_state import (STATE_FILE, HealthyCheckpoint, TrialState, check_version,
+                                    checkpoint_to_state, read_state, saved_trial_ids,
+                                    trial_from_dict, trial_to_dict, write_state)
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "smart_tuner_state.json"
 INTERVENTIONS_FILE = "interventions.jsonl"
 GENERATION_KEY = "_restart_generation"
 MIN_BATCH_SIZE = 8
@@ -76,34 +76,6 @@ class Action:
 
 
 CONTINUE = Action("continue")
-
-
-@dataclass
-class HealthyCheckpoint:
-    """A checkpoint reported with a healthy result. metrics: plain numbers reported with it."""
-    checkpoint: Any
-    step: int
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class _TrialState:
-    monitor: TrialMonitor
-    config: dict[str, Any] = field(default_factory=dict)      # the config the trial was last given
-    healthy: HealthyCheckpoint | None = None
-    pending: tuple[int, dict[str, float]] | None = None       # last healthy result, checkpoint not yet seen
-    outcome_due: int | None = None                            # reports left until the outcome is told
-    last_loss: float = math.nan                               # validation.loss of the latest result
-    retries: int = 0
-    finished: bool = False
-
-
-def checkpoint_to_state(checkpoint: Any) -> str:
-    """A checkpoint as a JSON-able path: ``checkpoint.path`` (Ray), or the path/str itself."""
-    if isinstance(checkpoint, str):
-        return checkpoint
-    path = getattr(checkpoint, "path", None)   # ray.tune.Checkpoint (its __fspath__ raises)
-    return str(path) if path is not None else os.fspath(checkpoint)
 
 
 def _numbers(result: Mapping[str, Any]) -> dict[str, float]:
@@ -145,7 +117,7 @@ class Supervisor:
         self.persist_every_s = float(persist_every_s)
         self.echo = echo
         self.interventions: list[Intervention] = []
-        self._trials: dict[str, _TrialState] = {}
+        self._trials: dict[str, TrialState] = {}
         self._listeners: list[Listener] = []
         self._last_save = -math.inf
 
@@ -163,10 +135,10 @@ class Supervisor:
         """Call ``fn(intervention)`` for every intervention from now on."""
         self._listeners.append(fn)
 
-    def _trial(self, trial_id: str, config: Mapping[str, Any] | None, now: float) -> _TrialState:
+    def _trial(self, trial_id: str, config: Mapping[str, Any] | None, now: float) -> TrialState:
         state = self._trials.get(trial_id)
         if state is None:
-            state = _TrialState(TrialMonitor(self.cfg, start_time=now), dict(config or {}))
+            state = TrialState(TrialMonitor(self.cfg, start_time=now), dict(config or {}))
             self._trials[trial_id] = state
         return state
 
@@ -230,7 +202,7 @@ class Supervisor:
             self._maybe_save(now)
         return action
 
-    def _act(self, trial_id: str, state: _TrialState, decision: Decision, step: int,
+    def _act(self, trial_id: str, state: TrialState, decision: Decision, step: int,
              now: float) -> Action:
         if decision.action == "continue":
             return CONTINUE
@@ -296,14 +268,14 @@ class Supervisor:
         self.save()
 
     # ------------------------------------------------------------------ outcomes
-    def _count_outcome(self, trial_id: str, state: _TrialState) -> None:
+    def _count_outcome(self, trial_id: str, state: TrialState) -> None:
         if state.outcome_due is None:
             return
         state.outcome_due -= 1
         if state.outcome_due <= 0:
             self._tell_outcome(trial_id, state)
 
-    def _tell_outcome(self, trial_id: str, state: _TrialState) -> None:
+    def _tell_outcome(self, trial_id: str, state: TrialState) -> None:
         if state.outcome_due is None:
             return
         state.outcome_due = None
@@ -329,38 +301,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        trials = {}
-        for tid, s in self._trials.items():
-            healthy = None if s.healthy is None else {
-                "checkpoint": checkpoint_to_state(s.healthy.checkpoint), "step": s.healthy.step,
-                "metrics": s.healthy.metrics}
-            trials[tid] = {"monitor": s.monitor.state_dict(), "config": s.config, "healthy": healthy,
-                           "pending": None if s.pending is None else list(s.pending),
-                           "outcome_due": s.outcome_due, "last_loss": s.last_loss,
-                           "retries": s.retries, "finished": s.finished}
-        return {"version": 1, "trials": trials,
+        """Everything as JSON-able data (tuner/supervisor_state.py has the per-trial form)."""
+        return {"version": 1, "trials": {t: trial_to_dict(s) for t, s in self._trials.items()},
                 "interventions": [i.to_dict() for i in self.interventions],
                 "study": {"storage": self.storage, "study_name": self.cfg.optuna.study_name},
                 "planner": self.planner.state_dict()}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore from :meth:`state_dict` (healthy checkpoints come back as path strings)."""
-        if d.get("version") != 1:
-            raise ValueError(f"Supervisor state version {d.get('version')!r} is not supported; "
-                             "expected 1 (state written by this version of smart-tuner)")
-        self._trials = {}
-        for tid, t in d["trials"].items():
-            monitor = TrialMonitor(self.cfg, start_time=0.0)
-            monitor.load_state_dict(t["monitor"])
-            h = t.get("healthy")
-            pending = t.get("pending")
-            self._trials[tid] = _TrialState(
-                monitor, dict(t.get("config") or {}),
-                None if h is None else HealthyCheckpoint(h["checkpoint"], int(h["step"]),
-                                                         dict(h.get("metrics") or {})),
-                None if pending is None else (int(pending[0]), dict(pending[1])),
-                t.get("outcome_due"), float(t.get("last_loss", math.nan)),
-                int(t.get("retries", 0)), bool(t.get("finished", False)))
+        check_version(d)
+        self._trials = {str(t): trial_from_dict(s, self.cfg) for t, s in d["trials"].items()}
         self.interventions = [Intervention.from_dict(i) for i in d.get("interventions", ())]
         if d.get("planner"):
             self.planner.load_state_dict(d["planner"])
@@ -369,14 +319,9 @@ class Supervisor:
         """Write the state to ``<experiment_dir>/smart_tuner_state.json`` (atomic replace)."""
         if self.experiment_dir is None:
             return None
-        path = self.experiment_dir / STATE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.state_dict()), encoding="utf-8")
-        os.replace(tmp, path)
         if now is not None:
             self._last_save = now
-        return path
+        return write_state(self.experiment_dir, self.state_dict())
 
     def _maybe_save(self, now: float) -> None:
         if self.experiment_dir is not None and now - self._last_save >= self.persist_every_s:
@@ -384,21 +329,17 @@ class Supervisor:
 
     def load(self) -> bool:
         """Load ``<experiment_dir>/smart_tuner_state.json`` if it exists; True when loaded."""
-        if self.experiment_dir is None:
+        state = None if self.experiment_dir is None else read_state(self.experiment_dir)
+        if state is None:
             return False
-        path = self.experiment_dir / STATE_FILE
-        if not path.is_file():
-            return False
-        self.load_state_dict(json.loads(path.read_text(encoding="utf-8")))
+        self.load_state_dict(state)
         return True
 
     @staticmethod
     def saved_trial_ids(experiment_dir: str | Path) -> set[str]:
         """Trial ids in a saved state file (empty when there is none)."""
-        path = Path(experiment_dir) / STATE_FILE
-        if not path.is_file():
-            return set()
-        return set(json.loads(path.read_text(encoding="utf-8")).get("trials", {}))
+        return saved_trial_ids(experiment_dir)
 
 
-__all__ = ["Action", "CONTINUE", "HealthyCheckpoint", "Supervisor", "checkpoint_to_state"]
+__all__ = ["Action", "CONTINUE", "HealthyCheckpoint", "STATE_FILE", "Supervisor",
+           "checkpoint_to_state"]

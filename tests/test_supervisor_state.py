@@ -1,0 +1,78 @@
+"""tuner/supervisor_state.py: checkpoint paths, per-trial JSON round trip, versions, files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e_helpers import _metrics
+from tuner.config import config_from_dict
+from tuner.policy import TrialMonitor
+from tuner.supervisor_state import (STATE_FILE, HealthyCheckpoint, TrialState, check_version,
+                                    checkpoint_to_state, read_state, saved_trial_ids,
+                                    trial_from_dict, trial_to_dict, write_state)
+
+CFG = config_from_dict({})
+
+
+class _RayLikeCheckpoint:
+    """Like ray.tune.Checkpoint: a ``path`` attribute and an ``__fspath__`` that refuses."""
+
+    path = "/storage/exp/trial/checkpoint_000003"
+
+    def __fspath__(self) -> str:
+        raise TypeError("use .path")
+
+
+@pytest.mark.parametrize("checkpoint, expected", [
+    ("/a/b", "/a/b"),
+    (Path("/a/b"), "/a/b"),
+    (_RayLikeCheckpoint(), "/storage/exp/trial/checkpoint_000003"),
+])
+def test_checkpoint_to_state(checkpoint: Any, expected: str) -> None:
+    assert checkpoint_to_state(checkpoint) == expected
+
+
+def _state(healthy: bool, last_loss: float) -> TrialState:
+    monitor = TrialMonitor(CFG, start_time=5.0)
+    for step in (1, 2):
+        monitor.observe(_metrics(step, 0.1, False), now=5.0 + step)
+    return TrialState(
+        monitor, {"learning_rate": 0.1, "_restart_generation": 1},
+        HealthyCheckpoint(_RayLikeCheckpoint(), 2, {"validation.step": 2.0}) if healthy else None,
+        (2, {"validation.step": 2.0}) if not healthy else None, 3, last_loss, 1, False)
+
+
+@pytest.mark.parametrize("healthy, last_loss", [(True, 1.5), (False, math.nan), (True, math.inf)])
+def test_trial_round_trip(healthy: bool, last_loss: float) -> None:
+    d = json.loads(json.dumps(trial_to_dict(_state(healthy, last_loss))))   # through real JSON
+    back = trial_from_dict(d, CFG)
+    assert json.dumps(trial_to_dict(back), sort_keys=True) == json.dumps(d, sort_keys=True)
+    assert back.monitor.history.step == 2 and back.config["_restart_generation"] == 1
+    if healthy:
+        assert back.healthy.checkpoint == "/storage/exp/trial/checkpoint_000003"
+    else:
+        assert back.healthy is None and back.pending == (2, {"validation.step": 2.0})
+    assert (math.isnan(back.last_loss) and math.isnan(last_loss)) or back.last_loss == last_loss
+
+
+@pytest.mark.parametrize("state, ok", [({"version": 1}, True), ({"version": 2}, False), ({}, False)])
+def test_check_version(state: dict, ok: bool) -> None:
+    if ok:
+        check_version(state)
+    else:
+        with pytest.raises(ValueError, match="version"):
+            check_version(state)
+
+
+def test_write_read_and_trial_ids(tmp_path: Path) -> None:
+    folder = tmp_path / "exp"
+    assert read_state(folder) is None and saved_trial_ids(folder) == set()
+    path = write_state(folder, {"version": 1, "trials": {"a": {}, "b": {}}})
+    assert path == folder / STATE_FILE and not list(folder.glob("*.tmp"))
+    assert read_state(folder)["trials"] == {"a": {}, "b": {}}
+    assert saved_trial_ids(folder) == {"a", "b"}
