@@ -61,11 +61,15 @@ def plot_alignment(alignment: np.ndarray, title: str = "alignment") -> Figure:
     return fig
 
 
-def plot_mel(mel: np.ndarray, title: str = "mel") -> Figure:
-    """Log-mel spectrogram of one utterance, ``mel`` is (n_mels, T); origin lower, colorbar."""
+def plot_mel(mel: np.ndarray, title: str = "mel", vmin: float | None = None,
+             vmax: float | None = None) -> Figure:
+    """Log-mel spectrogram of one utterance, ``mel`` is (n_mels, T); origin lower, colorbar.
+
+    ``vmin``/``vmax`` fix the colour scale (pass the target's range to compare a prediction).
+    """
     m = _as_2d("mel", mel)  # (n_mels, T)
     fig, ax = plt.subplots(figsize=(6, 3))
-    im = ax.imshow(m, aspect="auto", origin="lower", interpolation="none")
+    im = ax.imshow(m, aspect="auto", origin="lower", interpolation="none", vmin=vmin, vmax=vmax)
     fig.colorbar(im, ax=ax)
     ax.set_xlabel("frame")
     ax.set_ylabel("mel channel")

@@ -66,8 +66,12 @@ class TrialBoard:
         """Write alignment (T_dec, L), target/predicted mels (n_mels, T) and gate (T,) images."""
         step = int(step)
         align_img = fig_to_rgb(plot_alignment(alignment, title=f"alignment, step {step}"))
-        target_img = fig_to_rgb(plot_mel(mel_target, title="target mel"))
-        pred_img = fig_to_rgb(plot_mel(mel_predicted, title="predicted mel"))
+        target = np.asarray(mel_target, dtype=np.float32)  # (n_mels, T)
+        finite = target[np.isfinite(target)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
+        target_img = fig_to_rgb(plot_mel(target, title="target mel", vmin=lo, vmax=hi))
+        pred_img = fig_to_rgb(plot_mel(mel_predicted, title="predicted mel (target's colour scale)",
+                                       vmin=lo, vmax=hi))
         width = min(target_img.shape[1], pred_img.shape[1])
         mel_img = np.concatenate([target_img[:, :width], pred_img[:, :width]], axis=0)  # (2H, W, 3)
         gate_img = fig_to_rgb(plot_gate(gate_predicted, gate_target, title=f"gate, step {step}"))
