@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.1,  # model.set_dropout(p): the tuner's single dropout knob
     "weight_decay": 1e-6,  # AdamW decoupled weight decay
     "grad_clip_thresh": 5.0,  # clip_grad_norm_ threshold (ARCHITECTURE.md: "clip (5.0) always")
-    "guided_attention_weight": 1.0,
+    "guided_attention_weight": 5.0,  # the weight benchmarks/train_probe.py aligns the tiny preset with
     "gate_loss_weight": 1.0,
     "gate_threshold": 0.5,  # sigmoid(gate) >= threshold means "stop" in gate metrics
     "gate_pos_weight": 5.0,  # BCE pos_weight: stop frames are ~1% of frames
