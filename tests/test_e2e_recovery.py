@@ -105,8 +105,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def test_restore_after_the_driver_is_killed_keeps_interventions_and_budgets(tmp_path: Path) -> None:
-    if ray.is_initialized():
-        ray.shutdown()
     exp_dir = tmp_path / "results" / "killed"
     proc = _driver("fit", tmp_path)
     try:
