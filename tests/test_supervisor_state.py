@@ -72,7 +72,7 @@ def test_check_version(state: dict, ok: bool) -> None:
 def test_write_read_and_trial_ids(tmp_path: Path) -> None:
     folder = tmp_path / "exp"
     assert read_state(folder) is None and saved_trial_ids(folder) == set()
-    path = write_state(folder, {"version": 1, "trials": {"a": {}, "b": {}}})
+    path = write_state(folder, {"version": 1, "trials": {"a": {}, "b": {"config": {"p": Path("/x")}}}})
     assert path == folder / STATE_FILE and not list(folder.glob("*.tmp"))
-    assert read_state(folder)["trials"] == {"a": {}, "b": {}}
+    assert read_state(folder)["trials"] == {"a": {}, "b": {"config": {"p": "/x"}}}
     assert saved_trial_ids(folder) == {"a", "b"}

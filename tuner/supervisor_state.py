@@ -93,7 +93,7 @@ def write_state(folder: str | Path, state: Mapping[str, Any]) -> Path:
     path = Path(folder) / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
+    tmp.write_text(json.dumps(state, default=str), encoding="utf-8")   # odd config values as text
     os.replace(tmp, path)
     return path
 
