@@ -105,5 +105,13 @@ def test_real_tuner_logs_runs_metrics_and_interventions(tmp_path: Path,
     run = client.get_run(run_id)
     assert run.data.tags["smart_tuner.interventions"] == "1"
     assert run.data.tags["smart_tuner.last_action"] == "mutate"
+    # Ray pickles callbacks into tuner.pkl; a restored callback finds the same runs again.
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(callback))
+    assert restored.run_ids == callback.run_ids and restored._client is None
+    restored.log_result(type("T", (), {"trial_id": trial_id, "config": {}})(),
+                        {"validation.step": 4, "validation.loss": 0.1})
+    assert max(m.step for m in client.get_metric_history(run_id, "validation.loss")) == 4
     artifact = client.download_artifacts(run_id, "interventions/001_mutate_step2.json", str(tmp_path))
     assert json.loads(Path(artifact).read_text())["new_config"] == {"learning_rate": 1.2e-3}

@@ -94,6 +94,12 @@ class MLflowCallback(Callback):
         self._experiment_id: str | None = None
         self._logged: set[tuple[str, int, float, str]] = set()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into Ray's tuner.pkl: the client (a database handle) is rebuilt on first use.
+        state = self.__dict__.copy()
+        state["_client"] = None
+        return state
+
     # ---- store -------------------------------------------------------------------------------
     def _ensure_client(self, trial: Any | None = None) -> MlflowClient:
         if self._client is not None:
