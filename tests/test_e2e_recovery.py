@@ -88,20 +88,30 @@ def test_crashing_trial_is_retried_with_half_the_batch(ray_local, tmp_path: Path
 
 
 def _driver(mode: str, tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "PYTHONPATH": str(ROOT),
+           "SMART_TUNER_TEST_RUN": str(tmp_path)}   # marks every process this driver starts
     args = [sys.executable, "-m", "tests.e2e_helpers", mode, str(tmp_path / "results"), "killed",
             str(tmp_path), str(tmp_path / f"{mode}.json")]
     return subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{mode}.err", "w"))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the driver, then anything left in the process group it started."""
+def _kill_group(proc: subprocess.Popen, tmp_path: Path) -> None:
+    """SIGKILL the driver and its process group, then any Ray worker it started that outlived
+    it (workers run in their own process groups; they carry the driver's marker variable)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait(timeout=30)
+    marker = f"SMART_TUNER_TEST_RUN={tmp_path}".encode()
+    time.sleep(1.0)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def test_restore_after_the_driver_is_killed_keeps_interventions_and_budgets(tmp_path: Path) -> None:
@@ -114,7 +124,7 @@ def test_restore_after_the_driver_is_killed_keeps_interventions_and_budgets(tmp_
             time.sleep(0.2)
         time.sleep(0.5)
     finally:
-        _kill_group(proc)
+        _kill_group(proc, tmp_path)
     before = read_jsonl(exp_dir / INTERVENTIONS_FILE)
     assert [i.action for i in before] == ["mutate"]
     assert not (tmp_path / "fit.json").exists()   # killed mid-sweep
@@ -123,7 +133,7 @@ def test_restore_after_the_driver_is_killed_keeps_interventions_and_budgets(tmp_
     try:
         assert proc.wait(timeout=150) == 0, (tmp_path / "restore.err").read_text()[-3000:]
     finally:
-        _kill_group(proc)
+        _kill_group(proc, tmp_path)
     summary = json.loads((tmp_path / "restore.json").read_text())
     assert all(r["error"] is None for r in summary)
     assert sorted(r["config"]["learning_rate"] for r in summary)[0] <= 0.25   # the mutated one
