@@ -48,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="tiny", help="suffix of the result files")
+    p.add_argument("--snapshots", action="store_true", help="also write the latest alignment at every validation")
     return p.parse_args()
 
 
@@ -109,6 +110,7 @@ def main() -> None:
           f"batch {args.batch_size}, lr {args.lr}, ga {args.ga_weight}, clip {args.grad_clip}", flush=True)
 
     step, start, aligned_at, extra_left, history = 0, time.perf_counter(), None, args.extra, []
+    cpu_start = time.process_time()  # CPU seconds / threads ~ wall time on otherwise idle cores
     train_seconds, frames = 0.0, 0
     while step < args.max_steps and (time.perf_counter() - start) < args.max_minutes * 60:
         for batch in train:
@@ -126,10 +128,14 @@ def main() -> None:
                 continue
             metrics, alignment = validate(model, val, loss_fn, r)
             wall = time.perf_counter() - start
-            row = {"step": step, "wall_s": round(wall, 1), "train_loss": round(terms.total.item(), 4),
-                   "grad_norm": round(grad_norm, 3), **{k: round(v, 4) for k, v in metrics.items()}}
+            row = {"step": step, "wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu_start, 1),
+                   "train_loss": round(terms.total.item(), 4), "grad_norm": round(grad_norm, 3),
+                   **{k: round(v, 4) for k, v in metrics.items()}}
             history.append(row)
             print(json.dumps(row), flush=True)
+            if args.snapshots:
+                save_alignment(alignment, RESULTS / f"alignment_{args.tag}_latest.png",
+                               f"step {step}: attention_score {metrics['attention_score']:.2f}")
             if aligned_at is None and metrics["attention_score"] >= args.target:
                 aligned_at = row
                 save_alignment(alignment, RESULTS / f"alignment_{args.tag}.png",

@@ -22,7 +22,8 @@ def lengths_to_mask(lengths: Tensor, max_len: int | None = None) -> Tensor:
 class LinearNorm(nn.Linear):
     """``nn.Linear`` with Xavier-uniform weights scaled by ``gain(w_init_gain)``."""
 
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, w_init_gain: str = "linear") -> None:
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True,
+                 w_init_gain: str = "linear") -> None:
         self.w_init_gain = w_init_gain
         super().__init__(in_dim, out_dim, bias=bias)
 

@@ -38,7 +38,8 @@ def make_alignment(kind: str) -> torch.Tensor:
         "stuck on three": lambda: one_hot_path([3 + t % 3 for t in range(T_DEC)]),
         "reversed": lambda: one_hot_path([N_CHARS - 1 - n for n in diag]),
         "short": lambda: one_hot_path([t * (N_CHARS // 2) // T_DEC for t in range(T_DEC)]),
-        "jitter": lambda: one_hot_path([min(N_CHARS - 1, max(0, n + (3 if t % 2 else -3))) for t, n in enumerate(diag)]),
+        "jitter": lambda: one_hot_path([min(N_CHARS - 1, max(0, n + (3 if t % 2 else -3)))
+                                        for t, n in enumerate(diag)]),
     }[kind]()
 
 
@@ -99,7 +100,8 @@ def test_attention_score_is_batch_mean() -> None:
 MEL_LEN = 100
 
 
-def gate_from_first_fire(first_fire: int | None, n_frames: int = MEL_LEN + 20, start_only: bool = False) -> torch.Tensor:
+def gate_from_first_fire(first_fire: int | None, n_frames: int = MEL_LEN + 20,
+                         start_only: bool = False) -> torch.Tensor:
     """Logits (1, T): -10 before ``first_fire``, +10 from it on (only at the start if ``start_only``)."""
     logits = torch.full((1, n_frames), -10.0)
     if first_fire is not None:
