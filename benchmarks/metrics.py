@@ -1,10 +1,10 @@
 """Sweep metrics: per-scheduler summaries over seeds, Wilson intervals, best-so-far curves.
 
 Definitions (per scheduler, over all seeds of a scenario):
-- ``compute_to_target``: trial-reports summed over all trials until the first report with
-  validation.loss <= target; median over seeds, a seed that never reaches it counting as +inf
+- ``compute_to_target``: trial-reports summed over all trials until the first report at which a
+  trial's smoothed validation.loss (median of its last 3 reports, benchmarks/harness.py) <= target; median over seeds, a seed that never reaches it counting as +inf
   (so the median is null when more than half miss).
-- ``best_loss_at_budget``: lowest finite validation.loss reported before the budget ran out;
+- ``best_loss_at_budget``: lowest smoothed validation.loss before the budget ran out;
   median over seeds.
 - ``faults_injected``: faults that acted on a trial in this run (a trial never started, or
   cured before the onset, injects none). ``faults_recovered``: recoverable faults whose trial ended

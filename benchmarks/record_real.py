@@ -7,11 +7,13 @@
 ``LocalSession`` (no Ray) on the built-in corpus and writes every report to
 ``benchmarks/calibration/real_<tag>.json`` as it arrives, so an interrupted run still leaves a
 usable prefix. ``fit`` reads all recorded files and fits, per run, by least squares on a
-log-spaced grid of decay rates (closed-form floor and amplitude at each rate):
+grid of floors shared by all runs (per-run rate and amplitude by log-linear regression):
 
     validation.loss(k) ~ floor + (loss0 - floor) * exp(-rate_step * steps(k))
 
-then the surrogate's per-report rate = rate_step x 50 (a surrogate report is 50 training steps)
+on the reports from step ``SKIP_STEPS`` (60) on, with steps counted from there: the warm-up
+transient before it (loss ~50 -> ~10 in 50 steps) is not modelled, so the surrogate starts where
+the slow phase starts. Then the surrogate's per-report rate = rate_step x 50 (a surrogate report is 50 training steps)
 at lr_ref, with ``lr_exponent`` from two runs at different learning rates (log ratio of rates);
 grad.norm start/tail, attention and gate minima/maxima and the attention onset (progress where
 the score first passes the midpoint of its range) come from the same runs. NaN reports are
@@ -32,6 +34,7 @@ from benchmarks.surrogate import CALIBRATION_FILE, Calibration
 
 CAL_DIR = Path(__file__).parent / "calibration"
 SURROGATE_STEPS_PER_REPORT = 50
+SKIP_STEPS = 60   # the warm-up transient (loss ~50 -> ~10 in the first 50 steps) is not modelled
 
 
 def record(tag: str, learning_rate: float, max_steps: int, interval: int, threads: int, data_dir: str, seed: int) -> Path:
@@ -79,77 +82,124 @@ def _series(run: dict[str, Any], key: str) -> list[tuple[float, float]]:
     return out
 
 
-def fit_decay(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
-    """(rate_per_step, floor, loss0, relative residual std) of floor + (loss0 - floor) exp(-rate s)."""
-    best: tuple[float, float, float, float] | None = None
-    for i in range(200):
-        rate = 10 ** (-5 + 4 * i / 199)          # 1e-5 .. 1e-1 per step
-        xs = [math.exp(-rate * s) for s, _ in points]
-        ys = [v for _, v in points]
-        n = len(xs)
-        mx, my = sum(xs) / n, sum(ys) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        if sxx <= 0:
-            continue
-        amp = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-        floor = my - amp * mx
-        if floor <= 0 or amp <= 0:
-            continue
-        sse = sum((floor + amp * x - y) ** 2 for x, y in zip(xs, ys))
-        if best is None or sse < best[0]:
-            best = (sse, rate, floor, floor + amp)
+def _loglinear(points: list[tuple[float, float]], floor: float) -> tuple[float, float, float]:
+    """(rate, amplitude, sse) of floor + amplitude exp(-rate s) by regressing log(v - floor) on s."""
+    xs = [s for s, _ in points]
+    ys = [math.log(v - floor) for _, v in points]
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else 0.0
+    amp = math.exp(my - slope * mx)
+    sse = sum((floor + amp * math.exp(slope * x) - v) ** 2 for x, (_, v) in zip(xs, points))
+    return -slope, amp, sse
+
+
+def fit_decay(runs: list[list[tuple[float, float]]]) -> tuple[float, list[tuple[float, float, float]]]:
+    """Joint fit of v = floor + A_i exp(-rate_i s): one floor shared by all runs (grid search),
+    per-run rate and amplitude by log-linear regression. Returns (floor, [(rate, loss0, relative
+    residual std)]). One shared floor: the runs differ in learning rate, which sets the speed."""
+    low = min(v for pts in runs for _, v in pts)
+    best: tuple[float, float, list[tuple[float, float, float]]] | None = None
+    for k in range(100):
+        floor = low * 0.98 * k / 99
+        fits = [_loglinear(pts, floor) for pts in runs]
+        total = sum(f[2] for f in fits)
+        if all(f[0] > 0 for f in fits) and (best is None or total < best[0]):
+            per = []
+            for pts, (rate, amp, sse) in zip(runs, fits):
+                mean = sum(v for _, v in pts) / len(pts)
+                per.append((rate, floor + amp, math.sqrt(sse / len(pts)) / mean))
+            best = (total, floor, per)
     if best is None:
         raise ValueError("validation.loss does not decay in the recorded runs; record longer runs")
-    sse, rate, floor, loss0 = best
-    mean = sum(v for _, v in points) / len(points)
-    return rate, floor, loss0, math.sqrt(sse / len(points)) / mean
+    return best[1], best[2]
 
 
-def fit(paths: list[Path]) -> Calibration:
-    """Fit Calibration constants to recorded runs (see the module docstring)."""
+def _logit_fit(points: list[tuple[float, float]], lo: float, hi: float) -> tuple[float, float] | None:
+    """(onset, width) of lo + (hi - lo) sigmoid((p - onset) / width) by regression on the logit."""
+    xs, ys = [], []
+    for p, v in points:
+        f = (v - lo) / (hi - lo)
+        if 0.001 < f < 0.999:
+            xs.append(p)
+            ys.append(math.log(f / (1 - f)))
+    if len(xs) < 3:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else 0.0
+    if slope <= 0:
+        return None
+    return mx - my / slope, 1.0 / slope
+
+
+def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
+    """Fit Calibration constants to recorded runs; also return the per-run fits and notes."""
     runs = [json.loads(p.read_text()) for p in paths]
     runs = [r for r in runs if len(_series(r, "validation.loss")) >= 4]
     if not runs:
         raise ValueError(f"no recorded run in {CAL_DIR} has 4 finite reports; run `record` first")
     d = asdict(Calibration())
-    fits = []
-    for r in runs:
-        rate, floor, loss0, resid = fit_decay(_series(r, "validation.loss"))
-        fits.append((float(r["config"]["learning_rate"]), rate, floor, loss0, resid))
-    fits.sort()
-    lr0, rate0, floor0, loss00, _ = min(fits, key=lambda f: f[2])
-    if len(fits) >= 2 and fits[-1][0] > fits[0][0]:
-        d["lr_exponent"] = max(0.1, min(2.0, math.log(fits[-1][1] / fits[0][1]) / math.log(fits[-1][0] / fits[0][0])))
-    d["rate"] = rate0 * SURROGATE_STEPS_PER_REPORT * (d["lr_ref"] / lr0) ** d["lr_exponent"]
-    d["floor"], d["loss0"] = floor0, max(f[3] for f in fits)
-    d["lr_opt"] = lr0
-    d["noise"] = max(0.002, min(0.1, sum(f[4] for f in fits) / len(fits)))
-    grads = [v for r in runs for _, v in _series(r, "grad.norm")]
+    notes: list[str] = []
+    slow = [[(s - SKIP_STEPS, v) for s, v in _series(r, "validation.loss") if s >= SKIP_STEPS] for r in runs]
+    floor, fits = fit_decay(slow)
+    per_run = [{"tag": r["tag"], "learning_rate": float(r["config"]["learning_rate"]), "rate_per_step": rate,
+                "floor": floor, "loss0": loss0, "relative_residual": resid}
+               for r, (rate, loss0, resid) in zip(runs, fits)]
+    ref = min(per_run, key=lambda f: abs(math.log(f["learning_rate"] / d["lr_ref"])))
+    lrs = sorted(per_run, key=lambda f: f["learning_rate"])
+    if len(lrs) >= 2 and lrs[-1]["learning_rate"] > lrs[0]["learning_rate"]:
+        exponent = math.log(lrs[-1]["rate_per_step"] / lrs[0]["rate_per_step"]) / math.log(
+            lrs[-1]["learning_rate"] / lrs[0]["learning_rate"])
+        d["lr_exponent"] = min(2.0, max(0.0, exponent))
+        notes.append(f"learning-rate exponent of the decay rate: fitted {exponent:.2f} between "
+                     f"{lrs[0]['learning_rate']:g} and {lrs[-1]['learning_rate']:g}, used clamped to [0, 2]: "
+                     f"{d['lr_exponent']:.2f} (noisy short runs: uncertain)")
+    d["rate"] = ref["rate_per_step"] * SURROGATE_STEPS_PER_REPORT * (d["lr_ref"] / ref["learning_rate"]) ** d["lr_exponent"]
+    d["floor"] = min(f["floor"] for f in per_run)
+    d["loss0"] = sum(f["loss0"] for f in per_run) / len(per_run)
+    # noise: relative residual of the late reports (from step 150), where the exponential fits well
+    late = [v / (floor + (f["loss0"] - floor) * math.exp(-f["rate_per_step"] * s)) - 1.0
+            for pts, f in zip(slow, per_run) for s, v in pts if s + SKIP_STEPS >= 150]
+    if len(late) >= 3:
+        d["noise"] = max(0.002, min(0.1, math.sqrt(sum(x * x for x in late) / len(late))))
+    gaps = [v for r in runs for s, v in _series(r, "overfitting.gap") if s >= 100]
+    vals = [v for r in runs for s, v in _series(r, "validation.loss") if s >= 100]
+    if gaps and vals:
+        d["gap"] = max(0.0, (sum(gaps) / len(gaps)) / (sum(vals) / len(vals)))
     firsts = [_series(r, "grad.norm")[0][1] for r in runs if _series(r, "grad.norm")]
-    if grads and firsts:
+    tails = [v for r in runs for s, v in _series(r, "grad.norm") if s >= 100]
+    if firsts and tails:
         d["grad0"] = sum(firsts) / len(firsts)
-        d["grad_tail"] = max(0.05, min(1.0, min(grads) / d["grad0"]))
+        d["grad_tail"] = max(0.05, min(1.0, (sum(tails) / len(tails)) / d["grad0"]))
     attn = [v for r in runs for _, v in _series(r, "validation.attention_score")]
     if attn:
-        d["attn_min"], top = min(attn), max(attn)
-        d["attn_max"] = max(top, d["attn_min"] + 0.05) if top >= 0.5 else d["attn_max"]
-        mid = (d["attn_min"] + top) / 2
-        onsets = [s * rate0 for r in runs for s, v in _series(r, "validation.attention_score")[:1]] and [
-            next((s * f[1] for s, v in _series(r, "validation.attention_score") if v >= mid), math.nan)
-            for r, f in zip(runs, fits)
-        ]
-        finite = [o for o in onsets if math.isfinite(o)]
-        if finite and top >= 0.5:
-            d["attn_onset"] = sum(finite) / len(finite)
+        d["attn_min"] = min(attn)
+        pts = [(max(0.0, s - SKIP_STEPS) * f["rate_per_step"], v) for r, f in zip(runs, per_run) for s, v in _series(r, "validation.attention_score")]
+        ow = _logit_fit(pts, d["attn_min"] - 1e-3, d["attn_max"])
+        if ow is not None:
+            # progress units of the fit: e-folds of the run's own decay, the surrogate's unit too
+            d["attn_onset"], d["attn_width"] = ow
+        if max(attn) < 0.5:
+            notes.append(f"attention never formed in the recorded runs (best score {max(attn):.3f}); the rise was fitted "
+                         f"on its low tail with attn_max = {d['attn_max']} assumed")
     gate = [v for r in runs for _, v in _series(r, "validation.gate_accuracy")]
     if gate:
         d["gate_min"] = min(gate)
-        d["gate_max"] = max(max(gate), d["gate_min"] + 0.05)
+        if max(gate) < 0.5:
+            d["gate_onset"], d["gate_width"] = d["attn_onset"], d["attn_width"]
+            notes.append(f"gate accuracy stayed at {max(gate):.3f} throughout; assumed to rise with the attention "
+                         f"(gate_onset = attn_onset) to the default gate_max {d['gate_max']}")
+    esf = [v for r in runs for _, v in _series(r, "validation.early_stop_fraction")]
+    if esf:
+        d["esf0"] = max(esf)
     steps = max(s for r in runs for s, _ in _series(r, "validation.loss"))
     d["source"] = (f"fitted by benchmarks/record_real.py to {len(runs)} real tiny-Tacotron2 runs "
-                   f"({', '.join(r['tag'] for r in runs)}; up to {int(steps)} training steps)")
+                   f"({', '.join(r['tag'] for r in runs)}; {int(steps)} training steps each)")
     known = {f.name for f in fields(Calibration)}
-    return Calibration(**{k: v for k, v in d.items() if k in known})
+    cal = Calibration(**{k: v for k, v in d.items() if k in known})
+    return cal, {"runs": per_run, "notes": notes}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,9 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "record":
         record(args.tag, args.learning_rate, args.max_steps, args.interval, args.threads, args.data_dir, args.seed)
         return
-    cal = fit(sorted(CAL_DIR.glob("real_*.json")))
+    cal, info = fit(sorted(CAL_DIR.glob("real_*.json")))
     CALIBRATION_FILE.write_text(json.dumps(asdict(cal), indent=1) + "\n")
-    print(json.dumps(asdict(cal), indent=1))
+    (CAL_DIR / "fit.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(json.dumps({"constants": asdict(cal), **info}, indent=1))
 
 
 if __name__ == "__main__":

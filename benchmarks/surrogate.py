@@ -18,8 +18,8 @@ Healthy curves (p = learning progress in e-folds, the sum over reports of the pe
     grad.norm       = c.grad0 * (c.grad_tail + (1 - c.grad_tail) * exp(-p / 2)) * (lr / c.lr_ref) ** 0.3 * exp(0.2 z)
     attention_score = a_min + (a_max - a_min) * sigmoid((p - onset) / c.attn_width),
                       onset = c.attn_onset / (0.5 + 0.5 * guided_attention_weight)
-    gate_accuracy   = g_min + (g_max - g_min) * (1 - exp(-p / c.gate_tau))
-    early_stop_fraction = c.esf0 * exp(-p / c.gate_tau)
+    gate_accuracy   = g_min + (g_max - g_min) * sigmoid((p - c.gate_onset) / c.gate_width)
+    early_stop_fraction = c.esf0 * (1 - sigmoid((p - c.gate_onset) / c.gate_width))
 
 z are standard normal draws. The constants (``Calibration``) come from recorded real trials
 (benchmarks/calibration/, fitted by benchmarks/record_real.py); faults (benchmarks/faults.py)
@@ -65,7 +65,8 @@ class Calibration:
     attn_width: float = 0.3
     gate_min: float = 0.3
     gate_max: float = 0.95
-    gate_tau: float = 0.8
+    gate_onset: float = 1.0       # e-folds of progress until the stop gate becomes accurate
+    gate_width: float = 0.5
     esf0: float = 0.4
     source: str = "defaults (not calibrated)"
 
@@ -168,9 +169,10 @@ class SurrogateTrial:
         onset = c.attn_onset / (0.5 + 0.5 * float(config.get("guided_attention_weight", 1.0)))
         attn = c.attn_min + (c.attn_max - c.attn_min) * _sigmoid((p - onset) / c.attn_width)
         attn = attn * (1 - d.attention) + 0.02 * d.attention + 0.01 * z(4)
-        gate = c.gate_min + (c.gate_max - c.gate_min) * (1.0 - math.exp(-p / c.gate_tau))
+        gate_rise = _sigmoid((p - c.gate_onset) / c.gate_width)
+        gate = c.gate_min + (c.gate_max - c.gate_min) * gate_rise
         gate = gate * (1 - d.gate) + 0.05 * d.gate + 0.01 * z(5)
-        esf = c.esf0 * math.exp(-p / c.gate_tau) * (1 - d.gate) + 0.8 * d.gate
+        esf = c.esf0 * (1 - gate_rise) * (1 - d.gate) + 0.8 * d.gate
         if d.diverged:
             val = train = grad = math.nan
         return {
