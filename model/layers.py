@@ -39,7 +39,8 @@ class ConvNorm(nn.Conv1d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, bias: bool = True,
                  w_init_gain: str = "linear") -> None:
         if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}; use e.g. {kernel_size + 1}")
+            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}; "
+                             f"use e.g. {kernel_size + 1}")
         self.w_init_gain = w_init_gain
         super().__init__(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, bias=bias)
 
