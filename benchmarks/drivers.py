@@ -50,6 +50,7 @@ class SimTrial:
         manager = SimpleNamespace(checkpoint_config=SimpleNamespace(num_to_keep=None), _latest_checkpoint_result=None)
         self.run_metadata = SimpleNamespace(checkpoint_manager=manager)
         self.local_experiment_path = ""
+        self.latest_checkpoint_result: Any = None   # read by SmartScheduler (tuner/_ray_compat.py)
 
     def is_finished(self) -> bool:
         return self.status == TERMINATED

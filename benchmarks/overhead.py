@@ -7,8 +7,9 @@ on the same precomputed healthy surrogate trajectory (40 reports), fed round-rob
 reports once per round, so histories grow as in a sweep. Each cell times at least 2,000 decisions
 (cohorts of trials that report min(40, max(8, 2000 // trials)) times, then complete).
 
-- smart: ``tuner.supervisor.Supervisor.on_result`` (record -> diagnose -> decide: the whole
-  ``SmartScheduler.on_trial_result`` path without the Ray controller calls);
+- smart: ``tuner.scheduler.SmartScheduler.on_trial_result`` (checkpoint sync, record -> diagnose
+  -> decide, state file written at most every 10 s into a temporary experiment folder); with
+  healthy trials it never mutates, so no Ray controller call is made;
 - asha: ``AsyncHyperBandScheduler.on_trial_result``; pbt: ``PopulationBasedTraining.on_trial_result``
   (perturbation_interval 4, so quantiles are recomputed every 4th result of a trial), both with
   the harness's lightweight trials and controller.
@@ -46,12 +47,12 @@ class _Scheduler:
     def __init__(self, name: str, controller: SimController) -> None:
         self.name, self.controller = name, controller
         if name == "smart":
-            from tuner.config import load_config
-            from tuner.recovery import RecoveryPlanner
-            from tuner.supervisor import Supervisor
+            import tempfile
 
-            cfg = load_config()
-            self.sup = Supervisor(cfg, None, planner=RecoveryPlanner(cfg, None, seed=0), echo=False)
+            from tuner.scheduler import SmartScheduler
+
+            self._tmp = tempfile.TemporaryDirectory()
+            self.sched = SmartScheduler(experiment_dir=self._tmp.name, echo=False)
             return
         if name == "asha":
             from ray.tune.schedulers import AsyncHyperBandScheduler
@@ -67,19 +68,13 @@ class _Scheduler:
                                                  hyperparam_mutations={"learning_rate": tune.loguniform(1e-4, 1e-2)})
 
     def add(self, t: SimTrial) -> None:
-        if self.name != "smart":
-            self.sched.on_trial_add(self.controller, t)
+        self.sched.on_trial_add(self.controller, t)
 
     def decide(self, t: SimTrial, r: dict[str, Any], now: float) -> Any:
-        if self.name == "smart":
-            return self.sup.on_result(t.trial_id, t.config, r, None, now)
         return self.sched.on_trial_result(self.controller, t, r)
 
     def complete(self, t: SimTrial, r: dict[str, Any]) -> None:
-        if self.name == "smart":
-            self.sup.on_complete(t.trial_id, r)
-        else:
-            self.sched.on_trial_complete(self.controller, t, r)
+        self.sched.on_trial_complete(self.controller, t, r)
 
 
 def measure(name: str, n_trials: int, results: list[dict[str, Any]]) -> dict[str, float | int | None]:

@@ -8,12 +8,14 @@ benchmarks/report_notes.md and is included verbatim.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 NOTES = Path(__file__).parent / "report_notes.md"
+RESULTS = Path(__file__).parent / "results"
 BEGIN, END = "<!-- sweep:begin -->", "<!-- sweep:end -->"
 ORDER = ("fifo", "fifo_nan_stop", "asha", "pbt", "smart")
 
@@ -124,6 +126,59 @@ def _faults(s: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _tier1b_rows(src: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for name in ORDER:
+        s = src.get(name)
+        if not isinstance(s, dict):
+            continue
+        if "error" in s:
+            rows.append(f"| {name} | not run: {s['error']} | | | | | |")
+            continue
+        rows.append(f"| {name} | {_f(s.get('compute_to_target'), '{:.0f}')} | {_f(s.get('best_loss_at_budget'), '{:.3f}')} "
+                    f"| {s.get('faults_recovered')}/{s.get('recoverable_faults_injected')} "
+                    f"| {s.get('unrecoverable_faults_stopped')}/{s.get('unrecoverable_faults_injected')} "
+                    f"| {s.get('false_positive_interventions')} | {_f(s.get('detection_latency_explosion_reports'), '{:.1f}')} |")
+    return rows
+
+
+def _tier1b(doc: Mapping[str, Any]) -> list[str]:
+    """Tier 1b table: from this run, or from the last recorded scenarios/ray_tune.yaml run."""
+    src: Mapping[str, Any] = doc
+    if not doc.get("tier1b_ray_tune"):
+        path = RESULTS / "ray_tune" / "sweep.json"
+        if not path.exists():
+            return ["", "Tier 1b (real Ray Tune): not run yet (`python -m benchmarks.sweep --scenario "
+                    "benchmarks/scenarios/ray_tune.yaml --out benchmarks/results/ray_tune --no-report`)."]
+        src = json.loads(path.read_text())
+    t1b = src["tier1b_ray_tune"]
+    sc = src["scenario"]
+    head = ["| scheduler | compute to target | best loss at budget | recoverable recovered | unrecoverable stopped "
+            "| interventions on healthy | explosion latency |", "|---|---|---|---|---|---|---|"]
+    return ["", f"Tier 1b: the same kind of population through REAL Ray Tune (scenario `{sc['path']}`: {sc['trials']} trials x "
+            f"{sc['max_reports']} reports, budget {sc['budget']}, target {sc['target']}; seeds {t1b.get('seeds')}; "
+            f"{t1b.get('elapsed_s')} s; actions inferred from each trial's report log, see benchmarks/ray_tier.py; "
+            f"raw: benchmarks/results/ray_tune/sweep.json):", ""] + head + _tier1b_rows(t1b) + [
+            "", f"The same scenario through the hook harness (tier 1a, seeds {src['seeds']}), for comparison:", ""] + head + _tier1b_rows(src)
+
+
+def _calibration(doc: Mapping[str, Any]) -> list[str]:
+    """Calibration paragraph: the constants used and the fit's notes (calibration/fit.json)."""
+    c = doc.get("calibration", {})
+    out = ["", f"Calibration of the surrogate ({c.get('source', 'unknown')}; `python -m benchmarks.record_real fit`; "
+           "recorded reports in `benchmarks/calibration/real_*.json`): "
+           f"validation.loss {c.get('loss0', 0):.2f} -> floor {c.get('floor', 0):.3f}, decay {c.get('rate', 0):.3f} e-folds per "
+           f"50-step report at lr {c.get('lr_ref')} (lr exponent {c.get('lr_exponent', 0):.2f}), relative noise "
+           f"{c.get('noise', 0):.3f}, grad.norm {c.get('grad0', 0):.1f} -> x{c.get('grad_tail', 0):.2f}, attention score "
+           f"{c.get('attn_min', 0):.3f} rising at {c.get('attn_onset', 0):.2f} e-folds (width {c.get('attn_width', 0):.2f}) "
+           f"to {c.get('attn_max')}, gate accuracy {c.get('gate_min', 0):.2f} rising at {c.get('gate_onset', 0):.2f} e-folds "
+           f"to {c.get('gate_max')}."]
+    fit = Path(__file__).parent / "calibration" / "fit.json"
+    if fit.exists():
+        out += [""] + [f"- {n}" for n in json.loads(fit.read_text()).get("notes", [])]
+    return out
+
+
 def section(doc: Mapping[str, Any]) -> str:
     """Markdown of the sweep section (without the markers)."""
     sc = doc["scenario"]
@@ -155,23 +210,9 @@ def section(doc: Mapping[str, Any]) -> str:
     lines += _goals(doc)
     if "smart" in doc and "by_fault" in doc["smart"]:
         lines += ["", "Smart Tuner per fault kind (tier 1a, all seeds):", ""] + _faults(doc["smart"])
+    lines += _calibration(doc)
     lines += ["", "Decision overhead per result (`python -m benchmarks.overhead`, same run):", ""] + _overhead(doc)
-    t1b = doc.get("tier1b_ray_tune")
-    if t1b:
-        lines += ["", f"Tier 1b (real Ray Tune, seeds {t1b.get('seeds')}, {t1b.get('trials')} trials, "
-                  f"{t1b.get('elapsed_s')} s):", "",
-                  "| scheduler | compute to target | best loss at budget | recoverable recovered | interventions on healthy | explosion latency |",
-                  "|---|---|---|---|---|---|"]
-        for name in ORDER:
-            s = t1b.get(name)
-            if not isinstance(s, dict):
-                continue
-            if "error" in s:
-                lines.append(f"| {name} | not run: {s['error']} | | | | |")
-                continue
-            lines.append(f"| {name} | {_f(s.get('compute_to_target'), '{:.0f}')} | {_f(s.get('best_loss_at_budget'), '{:.4f}')} "
-                         f"| {s.get('faults_recovered')}/{s.get('recoverable_faults_injected')} | {s.get('false_positive_interventions')} "
-                         f"| {_f(s.get('detection_latency_explosion_reports'), '{:.1f}')} |")
+    lines += _tier1b(doc)
     t2 = doc.get("tier2_real")
     if t2:
         lines += ["", "Tier 2 (real tiny-Tacotron2 trials on CPU, `python -m benchmarks.sweep ... --real`):", "", t2.get("markdown", str(t2))]

@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _quiet() -> None:
+    # ASHA's rung cutoff is np.nanpercentile over NaN-only rungs when every trial there diverged
+    warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
     logging.getLogger("ray.tune.schedulers").setLevel(logging.WARNING)
     logging.getLogger("tuner").setLevel(logging.WARNING)
     try:
