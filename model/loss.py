@@ -55,8 +55,12 @@ class Tacotron2Loss(nn.Module):
     - MSE: sum over real frames and mel bins of (prediction - target)^2 / (real frames * n_mels).
     - BCE: ``BCEWithLogits(pos_weight=gate_pos_weight)`` averaged over real frames (the last real frame
       is the only positive one per utterance, hence the pos_weight).
-    - GA: mean of A[b, t, n] * W_b[t, n] over the real region of every utterance, where W_b is
-      :func:`guided_attention_weights` for that utterance's (decoder steps, characters).
+    - GA: sum_{b, t, n} A[b, t, n] * W_b[t, n] / sum_b T_b over the real region, where W_b is
+      :func:`guided_attention_weights` for utterance b's (T_b decoder steps, N_b characters): the
+      expected off-diagonal penalty of one decoder step, in [0, 1). This is N_b times the DC-TTS
+      mean over the (T_b, N_b) block, which makes the scale independent of text length, so that
+      ``guided_attention_weight`` ~1 is a useful default (the plain block mean needed weights of
+      20-50 to speed up alignment on the built-in corpus; see benchmarks/train_probe.py).
     The weights are plain attributes, so a trainer may change them between steps.
     """
 
@@ -99,7 +103,7 @@ class Tacotron2Loss(nn.Module):
 
     def guided_attention(self, alignments: Tensor, text_lengths: Tensor, mel_lengths: Tensor,
                          n_frames: int) -> Tensor:
-        """Mean of A * W over the real (decoder step, character) region of all utterances.
+        """Sum of A * W over the real (decoder step, character) region / number of real decoder steps.
 
         alignments (B, T_dec, L); r is recovered as ceil(n_frames / T_dec).
         """
@@ -107,11 +111,13 @@ class Tacotron2Loss(nn.Module):
         r = math.ceil(n_frames / t_dec)
         penalty = alignments.new_zeros(b, t_dec, length)  # (B, T_dec, L) W, 0 outside the real region
         region = torch.zeros(b, t_dec, length, dtype=torch.bool, device=alignments.device)
+        total_steps = 0
         for i, (n_chars, n_mel) in enumerate(zip(text_lengths.tolist(), mel_lengths.tolist())):
             n_steps = min(t_dec, math.ceil(n_mel / r))
             n_chars = min(length, n_chars)
             penalty[i, :n_steps, :n_chars] = guided_attention_weights(
                 n_steps, n_chars, self.guided_attention_sigma, alignments.device)
             region[i, :n_steps, :n_chars] = True
+            total_steps += n_steps
         weighted = torch.where(region, alignments * penalty, torch.zeros_like(alignments))
-        return weighted.sum() / region.sum().clamp(min=1)
+        return weighted.sum() / max(total_steps, 1)
