@@ -42,7 +42,7 @@ def test_miniature_sweep_writes_every_key(mini: Path, tmp_path: Path, monkeypatc
     monkeypatch.setattr(overhead, "run", lambda schedulers=(), sizes=(1, 100, 1000): {
         n: {str(s): overhead.measure(n, s, overhead._results(10)) for s in (1, 100)} for n in schedulers})
     md = tmp_path / "BENCHMARKS.md"
-    md.write_text("# B\n\nkeep me\n<!-- sweep:begin -->\nold\n<!-- sweep:end -->\ntail stays\n")
+    md.write_text("# B\n\nkeep me\n<!-- sweep:begin -->\nOLD-SECTION-TEXT\n<!-- sweep:end -->\ntail stays\n")
     monkeypatch.setattr(report, "BENCHMARKS_MD", md)
     out = tmp_path / "results"
     assert main(["--scenario", str(mini), "--out", str(out), "--no-ray"]) == 0
@@ -56,7 +56,7 @@ def test_miniature_sweep_writes_every_key(mini: Path, tmp_path: Path, monkeypatc
     assert (out / "best_so_far.png").stat().st_size > 1000
     text = md.read_text()
     assert text.startswith("# B\n\nkeep me\n<!-- sweep:begin -->\n## Fault-injected sweep")
-    assert text.endswith("<!-- sweep:end -->\ntail stays\n") and "old" not in text
+    assert text.endswith("<!-- sweep:end -->\ntail stays\n") and "OLD-SECTION-TEXT" not in text
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
