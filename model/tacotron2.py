@@ -86,7 +86,7 @@ class Tacotron2Config:
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     # Chosen by benchmarks/train_probe.py on the built-in corpus (see BENCHMARKS.md).
-    "tiny": dict(n_frames_per_step=2, symbols_embedding_dim=128, encoder_embedding_dim=128,
+    "tiny": dict(n_frames_per_step=3, symbols_embedding_dim=128, encoder_embedding_dim=128,
                  encoder_n_convolutions=2, attention_rnn_dim=256, decoder_rnn_dim=256, prenet_dim=128,
                  attention_dim=64, attention_location_n_filters=16, postnet_embedding_dim=256,
                  postnet_n_convolutions=3, max_decoder_steps=500),

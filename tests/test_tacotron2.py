@@ -35,7 +35,7 @@ def run(model: Tacotron2, batch: Batch) -> Tacotron2Output:
 
 @pytest.mark.parametrize("name, field, expected", [
     ("full", "encoder_embedding_dim", 512), ("full", "n_frames_per_step", 1), ("full", "postnet_n_convolutions", 5),
-    ("tiny", "encoder_embedding_dim", 128), ("tiny", "n_frames_per_step", 2), ("tiny", "attention_dim", 64),
+    ("tiny", "encoder_embedding_dim", 128), ("tiny", "n_frames_per_step", 3), ("tiny", "attention_dim", 64),
 ])
 def test_presets(name: str, field: str, expected: int) -> None:
     assert getattr(Tacotron2Config.preset(name, N_SYMBOLS), field) == expected
