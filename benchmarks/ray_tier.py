@@ -102,13 +102,14 @@ def _scheduler(name: str, sc: Scenario) -> Any:
     return FIFOScheduler()
 
 
-def run_one(sc: Scenario, calibration: Calibration, seed: int, name: str, workdir: Path) -> RunRecord:
+def run_one(sc: Scenario, calibration: Calibration, seed: int, name: str, workdir: Path,
+            log_dir: Path | None = None) -> RunRecord:
     """One scheduler over one seed's population on real Ray Tune; the record rebuilt from the log."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     specs = population(sc, seed)
-    log = workdir / f"{name}_{seed}.jsonl"
+    log = (log_dir or workdir) / f"{name}_{seed}.jsonl"
     log.write_text("")
     consts = {"_scenario": str(Path(sc.path).resolve()), "_seed": seed, "_trials": sc.trials, "_log": str(log),
               "_calibration": asdict(calibration)}
@@ -169,21 +170,23 @@ def rebuild(sc: Scenario, calibration: Calibration, seed: int, name: str, specs:
     return rec
 
 
-def run(sc: Scenario, calibration: Calibration, seeds: tuple[int, ...]) -> dict[str, Any]:
-    """Tier-1b summaries per scheduler (sweep.json ``tier1b_ray_tune``)."""
+def run(sc: Scenario, calibration: Calibration, seeds: tuple[int, ...], log_dir: Path | None = None) -> dict[str, Any]:
+    """Tier-1b summaries per scheduler (sweep.json ``tier1b_ray_tune``); per-report logs kept in ``log_dir``."""
     import ray
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray").setLevel(logging.ERROR)
     t0 = time.time()
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"seeds": list(seeds), "trials": sc.trials}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name in sc.schedulers:
                 try:
-                    runs = [run_one(sc, calibration, seed, name, Path(tmp)) for seed in seeds]
+                    runs = [run_one(sc, calibration, seed, name, Path(tmp), log_dir) for seed in seeds]
                     s = summarize(runs)
                     s.pop("decision_us_p50_in_sweep", None)
                     s.pop("decision_us_p99_in_sweep", None)

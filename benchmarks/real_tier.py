@@ -62,7 +62,7 @@ def _sweep(name: str, storage: Path) -> dict[str, Any]:
         finite = [v for v in vals if math.isfinite(v)]
         out["trials"][label] = {
             "reports": len(vals), "training_steps_run": len(vals) * INTERVAL,
-            "final_validation_loss": vals[-1] if vals else None, "best_validation_loss": min(finite) if finite else None,
+            "final_validation_loss": vals[-1] if vals and math.isfinite(vals[-1]) else None, "best_validation_loss": min(finite) if finite else None,
             "last_report_finite": bool(vals) and math.isfinite(vals[-1]),
             "final_learning_rate": res.config.get("learning_rate"), "error": str(res.error) if res.error else None,
         }
@@ -107,4 +107,7 @@ def run() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=1))
+    out = Path(__file__).parent / "results" / "tier2_real.json"
+    doc = run()
+    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    print(doc["markdown"])

@@ -121,7 +121,7 @@ def _logit_fit(points: list[tuple[float, float]], lo: float, hi: float) -> tuple
     xs, ys = [], []
     for p, v in points:
         f = (v - lo) / (hi - lo)
-        if 0.001 < f < 0.999:
+        if 0.01 < f < 0.99:   # points at the floor or ceiling carry no slope information
             xs.append(p)
             ys.append(math.log(f / (1 - f)))
     if len(xs) < 3:
@@ -187,9 +187,16 @@ def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
     gate = [v for r in runs for _, v in _series(r, "validation.gate_accuracy")]
     if gate:
         d["gate_min"] = min(gate)
-        if max(gate) < 0.5:
+        pts = [(max(0.0, s - SKIP_STEPS) * f["rate_per_step"], v) for r, f in zip(runs, per_run)
+               for s, v in _series(r, "validation.gate_accuracy")]
+        ow = _logit_fit(pts, d["gate_min"] - 1e-3, d["gate_max"])
+        if ow is not None:
+            d["gate_onset"], d["gate_width"] = ow
+            notes.append(f"gate accuracy left {d['gate_min']:.2f} only near the end of the longest run (best "
+                         f"{max(gate):.3f}); its rise was fitted on those reports with gate_max = {d['gate_max']} assumed")
+        else:
             d["gate_onset"], d["gate_width"] = d["attn_onset"], d["attn_width"]
-            notes.append(f"gate accuracy stayed at {max(gate):.3f} throughout; assumed to rise with the attention "
+            notes.append(f"gate accuracy stayed at {max(gate):.3f} or below; assumed to rise with the attention "
                          f"(gate_onset = attn_onset) to the default gate_max {d['gate_max']}")
     esf = [v for r in runs for _, v in _series(r, "validation.early_stop_fraction")]
     if esf:

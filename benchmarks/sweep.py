@@ -4,7 +4,8 @@ Runs every scheduler of the scenario on identical seeded populations and fault s
 tier 1a through the scheduler hooks for all ``seeds`` (benchmarks/harness.py), tier 1b through
 real Ray Tune for ``ray_tune_seeds`` (benchmarks/ray_tier.py, skipped with ``--no-ray``), the
 decision-overhead benchmark (benchmarks/overhead.py) in the same run, and optionally tier 2, a
-small real tiny-Tacotron2 sweep (``--real``, minutes). Writes ``benchmarks/results/sweep.json``,
+small real tiny-Tacotron2 sweep (``--real``, minutes; its last figures are kept in
+``results/tier2_real.json`` and reported by later runs). Writes ``benchmarks/results/sweep.json``,
 ``benchmarks/results/best_so_far.png``, ``benchmarks/results/smart_interventions.log`` and the
 sweep section of BENCHMARKS.md (only between its markers).
 """
@@ -125,16 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import ray_tier
 
         print(f"tier 1b: real Ray Tune, seeds {list(scenario.ray_tune_seeds)}", flush=True)
-        doc["tier1b_ray_tune"] = _clean(ray_tier.run(scenario, calibration, scenario.ray_tune_seeds))
+        doc["tier1b_ray_tune"] = _clean(ray_tier.run(scenario, calibration, scenario.ray_tune_seeds, out / "ray_tune_logs"))
+    tier2 = out / "tier2_real.json"
     if args.real:
         from benchmarks import real_tier
 
-        print("tier 2: real tiny-Tacotron2 sweep", flush=True)
-        doc["tier2_real"] = _clean(real_tier.run())
-    elif (out / "sweep.json").exists():  # keep the last recorded tier-2 figures
-        old = json.loads((out / "sweep.json").read_text())
-        if "tier2_real" in old:
-            doc["tier2_real"] = old["tier2_real"]
+        print("tier 2: real tiny-Tacotron2 sweep (minutes)", flush=True)
+        tier2.write_text(json.dumps(_clean(real_tier.run()), indent=1) + "\n")
+    if tier2.exists():  # the last recorded tier-2 figures (``--real`` or python -m benchmarks.real_tier)
+        doc["tier2_real"] = json.loads(tier2.read_text())
     doc["elapsed_s"] = round(time.time() - t0, 1)
     (out / "sweep.json").write_text(json.dumps(doc, indent=1) + "\n")
     smart_runs = runs.get("smart")
