@@ -70,7 +70,7 @@ def test_analysis_issues_outcomes_and_recommendations(experiment: Path) -> None:
     assert boom.startswith("grad.norm 312.4 > 200.0 (critical) at validation 4; mutate: "
                            "learning_rate 0.02 -> 0.008, rolled back to validation 3; recovered: "
                            "validation.loss")
-    assert any("grad.norm" in i and "not acted on" in i for i in by_id["fifo"].issues)
+    assert any("grad.norm" in i and "no intervention" in i for i in by_id["fifo"].issues)
     assert by_id["train_tts_oom_lr=0.001"].issues == ["crashed: RuntimeError: CUDA out of memory"]
     assert math.isnan(by_id["fifo"].final["validation.loss"])
     assert by_id["boom"].markers == [(4.0, "mutate")]  # the 4th report triggered it

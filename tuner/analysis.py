@@ -205,7 +205,7 @@ def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]
             acted = any(p.kind == str(q.get("kind")) for iv in ivs for q in iv.get("problems") or [])
             acted = acted or any(_num(iv.get("step")) == _num(p.step) for iv in ivs)
             if p.severity != "warning" and not acted:
-                issues.append(f"{p.message} (not acted on)")
+                issues.append(f"{p.message} (no intervention)")
     if record.error:
         first = record.error.splitlines()[-1] if record.error.splitlines() else record.error
         issues.append(f"crashed: {first[:200]}")

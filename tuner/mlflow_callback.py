@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ class MLflowCallback(Callback):
         """Log every numeric metric of ``result`` and the numeric hyperparameters of the trial."""
         run_id = self.run_id(trial)
         step = int(result.get("validation.step", result.get("training_iteration", 0)) or 0)
-        ts = int(float(result.get("timestamp", 0)) * 1000)
+        ts = int(float(result.get("timestamp") or time.time()) * 1000)
         metrics = [Metric(k, v, ts, step) for k, v in numeric_metrics(result).items()
                    if k not in _SKIPPED_METRICS]
         metrics += [Metric(f"config.{k}", v, ts, step)
