@@ -117,3 +117,14 @@ def test_interventions_from_scheduler_state_when_jsonl_missing(experiment: Path)
     jsonl.unlink()
     assert load_interventions(experiment) == records
     assert {t.trial_id: t.outcome for t in analyze(experiment).trials}["boom"] == "recovered"
+
+
+def test_all_trials_exploded_moves_the_range_down(experiment: Path) -> None:
+    import shutil
+
+    for d in experiment.iterdir():
+        if d.is_dir() and ("healthy" in d.name or "oom" in d.name):
+            shutil.rmtree(d)
+    recs = analyze(experiment).recommendations
+    assert "learning_rate: every trial exploded, the lowest starting at 0.02; move the search " \
+           "range below 0.02" in recs

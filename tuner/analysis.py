@@ -256,6 +256,9 @@ def _recommendations(trials: Sequence[TrialAnalysis]) -> list[str]:
                if "gradient_explosion" not in t.problem_kinds and t.outcome != "diverged"]
     exploded = [x for x in exploded if x is not None]
     healthy = [x for x in healthy if x is not None]
+    if exploded and not healthy:
+        recs.append(f"learning_rate: every trial exploded, the lowest starting at "
+                    f"{min(exploded):.3g}; move the search range below {min(exploded):.3g}")
     if exploded and healthy and min(exploded) > max(healthy):
         recs.append(f"learning_rate: every trial starting at >= {min(exploded):.3g} exploded and "
                     f"none at <= {max(healthy):.3g}; narrow the search range to "
