@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {},  # Tacotron2Config overrides on top of the preset, e.g. {"decoder_rnn_dim": 128}
     "learning_rate": 2e-3,  # peak AdamW LR (reached after warm-up); the tiny preset aligns with it
     "batch_size": 16,
-X
+    "dropout": 0.5,  # model.set_dropout(p): conv dropout p, RNN dropout 0.2 p (the paper: 0.5 / 0.1)
     "weight_decay": 1e-6,  # AdamW decoupled weight decay
     "grad_clip_thresh": 5.0,  # clip_grad_norm_ threshold (ARCHITECTURE.md: "clip (5.0) always")
     "guided_attention_weight": 1.5,  # as benchmarks/train_probe.py aligns the tiny preset
