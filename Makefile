@@ -25,7 +25,7 @@ corpus: venv
 	$(VENV)/bin/smart-tuner corpus $(CORPUS)
 
 demo: corpus
-	$(VENV)/bin/smart-tuner tune --search-space search_spaces/quickstart.yaml --name quickstart-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/smart-tuner tune --search-space search_spaces/quickstart.yaml
 
 test: venv
 	$(VENV)/bin/pytest -q --timeout=600

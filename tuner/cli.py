@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--n", type=_positive_int, default=600, metavar="N",
                         help="number of utterances (default 600)")
     corpus.add_argument("--seed", type=int, default=0, metavar="S")
+    corpus.add_argument("--no-features", action="store_true",
+                        help="skip computing the mel feature cache")
     return parser
 
 

@@ -91,11 +91,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
-    """``smart-tuner corpus DIR``: build the built-in eSpeak NG corpus (reused when complete)."""
+    """``smart-tuner corpus DIR``: build the built-in eSpeak NG corpus and its mel features.
+
+    Both are cached: a complete corpus is reused, and the feature cache is keyed by the audio
+    settings and the metadata, so re-running costs a second.
+    """
     from model.corpus import build_corpus
+    from model.data import prepare_features
 
     out = build_corpus(args.dir, n_utterances=args.n, seed=args.seed, progress=True)
     print(f"corpus: {out}")
+    if not args.no_features:
+        print(f"features: {prepare_features(out, progress=True)}")
     return 0
 
 
