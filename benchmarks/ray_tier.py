@@ -109,7 +109,7 @@ def run_one(sc: Scenario, calibration: Calibration, seed: int, name: str, workdi
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     specs = population(sc, seed)
-    log = (log_dir or workdir) / f"{name}_{seed}.jsonl"
+    log = (log_dir or workdir).resolve() / f"{name}_{seed}.jsonl"   # trials run in their own folders
     log.write_text("")
     consts = {"_scenario": str(Path(sc.path).resolve()), "_seed": seed, "_trials": sc.trials, "_log": str(log),
               "_calibration": asdict(calibration)}

@@ -101,16 +101,22 @@ def fit_decay(runs: list[list[tuple[float, float]]]) -> tuple[float, list[tuple[
     residual std)]). One shared floor: the runs differ in learning rate, which sets the speed."""
     low = min(v for pts in runs for _, v in pts)
     best: tuple[float, float, list[tuple[float, float, float]]] | None = None
-    for k in range(100):
-        floor = low * 0.98 * k / 99
-        fits = [_loglinear(pts, floor) for pts in runs]
-        total = sum(f[2] for f in fits)
-        if all(f[0] > 0 for f in fits) and (best is None or total < best[0]):
-            per = []
-            for pts, (rate, amp, sse) in zip(runs, fits):
-                mean = sum(v for _, v in pts) / len(pts)
-                per.append((rate, floor + amp, math.sqrt(sse / len(pts)) / mean))
-            best = (total, floor, per)
+    grid = [low * 0.999 * k / 99 for k in range(100)]
+    for _ in range(3):  # coarse grid, then two finer grids around the best floor
+        for floor in grid:
+            fits = [_loglinear(pts, floor) for pts in runs]
+            total = sum(f[2] for f in fits)
+            if all(f[0] > 0 for f in fits) and (best is None or total < best[0]):
+                per = []
+                for pts, (rate, amp, sse) in zip(runs, fits):
+                    mean = sum(v for _, v in pts) / len(pts)
+                    per.append((rate, floor + amp, math.sqrt(sse / len(pts)) / mean))
+                best = (total, floor, per)
+        if best is None:
+            break
+        step = grid[1] - grid[0]
+        lo, hi = max(0.0, best[1] - step), min(low * 0.9999, best[1] + step)
+        grid = [lo + (hi - lo) * k / 99 for k in range(100)]
     if best is None:
         raise ValueError("validation.loss does not decay in the recorded runs; record longer runs")
     return best[1], best[2]
@@ -203,7 +209,7 @@ def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
         d["esf0"] = max(esf)
     steps = max(s for r in runs for s, _ in _series(r, "validation.loss"))
     d["source"] = (f"fitted by benchmarks/record_real.py to {len(runs)} real tiny-Tacotron2 runs "
-                   f"({', '.join(r['tag'] for r in runs)}; {int(steps)} training steps each)")
+                   f"({', '.join(r['tag'] for r in runs)}; up to {int(steps)} training steps)")
     known = {f.name for f in fields(Calibration)}
     cal = Calibration(**{k: v for k, v in d.items() if k in known})
     return cal, {"runs": per_run, "notes": notes}

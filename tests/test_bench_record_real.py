@@ -1,0 +1,50 @@
+"""benchmarks/record_real.py: the calibration fits recover known constants from synthetic runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks.record_real import SKIP_STEPS, _logit_fit, fit, fit_decay
+
+
+@pytest.mark.parametrize("floor, rates", [(2.0, [0.005, 0.01]), (0.5, [0.004]), (3.0, [0.004, 0.004, 0.008])])
+def test_joint_decay_fit_recovers_floor_and_rates(floor: float, rates: list[float]) -> None:
+    runs = [[(s, floor + 7.0 * math.exp(-r * s)) for s in range(0, 1000, 50)] for r in rates]
+    got_floor, per_run = fit_decay(runs)
+    assert got_floor == pytest.approx(floor, rel=0.03)
+    for (rate, loss0, resid), want in zip(per_run, rates):
+        assert rate == pytest.approx(want, rel=0.1) and loss0 == pytest.approx(floor + 7.0, rel=0.05)
+
+
+@pytest.mark.parametrize("onset, width", [(3.0, 0.5), (5.0, 1.5)])
+def test_logit_fit_recovers_sigmoid(onset: float, width: float) -> None:
+    pts = [(p / 10, 0.01 + 0.84 / (1 + math.exp(-(p / 10 - onset) / width))) for p in range(0, 80)]
+    got = _logit_fit(pts, 0.01, 0.85)
+    assert got is not None and got[0] == pytest.approx(onset, rel=0.02) and got[1] == pytest.approx(width, rel=0.02)
+
+
+def test_logit_fit_needs_points_off_the_floor() -> None:
+    assert _logit_fit([(1.0, 0.0), (2.0, 0.0), (3.0, 0.0)], -1e-3, 0.95) is None
+
+
+def test_fit_from_recorded_files(tmp_path: Path) -> None:
+    for tag, lr, rate in (("a", 1e-3, 0.004), ("b", 3e-3, 0.008)):
+        reports = [{"training.step": s, "validation.loss": 2.0 + 8 * math.exp(-rate * (s - SKIP_STEPS)),
+                    "grad.norm": 10.0 if s < 100 else 3.0, "overfitting.gap": 0.2,
+                    "validation.attention_score": 0.01 + 0.001 * s, "validation.gate_accuracy": 0.0,
+                    "validation.early_stop_fraction": 0.0} for s in range(20, 1001, 20)]
+        (tmp_path / f"real_{tag}.json").write_text(json.dumps({"tag": tag, "config": {"learning_rate": lr}, "reports": reports}))
+    cal, info = fit(sorted(tmp_path.glob("real_*.json")))
+    assert cal.floor == pytest.approx(2.0, rel=0.05)
+    assert cal.lr_exponent == pytest.approx(math.log(2) / math.log(3), rel=0.1)
+    assert cal.grad0 == pytest.approx(10.0) and cal.gate_min == 0.0
+    assert len(info["runs"]) == 2 and "2 real tiny-Tacotron2 runs" in cal.source
+
+
+def test_fit_without_runs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="run `record` first"):
+        fit([])
