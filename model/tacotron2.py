@@ -87,7 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     # 2.1M parameters. Measured with benchmarks/train_probe.py on the built-in corpus: with
     # guided_attention_weight 1.5, lr 2e-3, batch 16, attention_score >= 0.5 after ~100 steps
-    # (r=3: a third of r=1's decoder steps per step). See benchmarks/results/train_probe_tiny.json.
+    # (r=2: 125 steps, more decoder steps each). See benchmarks/results/train_probe_*.json.
     "tiny": dict(n_frames_per_step=3, symbols_embedding_dim=128, encoder_embedding_dim=128,
                  encoder_n_convolutions=2, attention_rnn_dim=256, decoder_rnn_dim=256, prenet_dim=128,
                  attention_dim=64, attention_location_n_filters=16, postnet_embedding_dim=256,
