@@ -40,6 +40,15 @@ def _sweep(name: str, storage: Path) -> dict[str, Any]:
     space = {**base, "_name": tune.grid_search(list(TRIALS)),
              "learning_rate": tune.sample_from(lambda spec: TRIALS[spec.config["_name"]]["learning_rate"]),
              "inject": tune.sample_from(lambda spec: TRIALS[spec.config["_name"]].get("inject", {}))}
+    rows: dict[str, list[dict[str, float]]] = {label: [] for label in TRIALS}
+
+    class Collect(tune.Callback):
+        """Every reported result, per trial label (the driver sees them all, rollbacks included)."""
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            rows[trial.config["_name"]].append({k: float(result.get(k, math.nan)) for k in
+                                               ("validation.loss", "training.step", "learning_rate", "grad.norm")})
+
     scheduler: Any = None
     if name == "smart":
         from tuner.scheduler import SmartScheduler
@@ -50,18 +59,21 @@ def _sweep(name: str, storage: Path) -> dict[str, Any]:
         tune.with_resources(train_tts, {"cpu": 1}),
         param_space=space,
         tune_config=tune.TuneConfig(metric="validation.loss", mode="min", scheduler=scheduler, max_concurrent_trials=2),
-        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0,
+        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0, callbacks=[Collect()],
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
     grid = tuner.fit()
     out: dict[str, Any] = {"wall_s": round(time.time() - t0, 1), "trials": {}}
     for res in grid:
-        df = res.metrics_dataframe
         label = res.config.get("_name")
-        vals = [float(v) for v in df["validation.loss"]] if df is not None and "validation.loss" in df else []
+        vals = [r["validation.loss"] for r in rows[label]]
         finite = [v for v in vals if math.isfinite(v)]
         out["trials"][label] = {
             "reports": len(vals), "training_steps_run": len(vals) * INTERVAL,
+            "steps_reported": [int(r["training.step"]) for r in rows[label] if math.isfinite(r["training.step"])],
+            "max_grad_norm": max((r["grad.norm"] for r in rows[label] if math.isfinite(r["grad.norm"])), default=None),
+            "non_finite_reports": sum(not math.isfinite(r["validation.loss"]) or not math.isfinite(r["grad.norm"])
+                                      for r in rows[label]),
             "final_validation_loss": vals[-1] if vals and math.isfinite(vals[-1]) else None, "best_validation_loss": min(finite) if finite else None,
             "last_report_finite": bool(vals) and math.isfinite(vals[-1]),
             "final_learning_rate": res.config.get("learning_rate"), "error": str(res.error) if res.error else None,
@@ -107,7 +119,9 @@ def run() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from benchmarks.sweep import _clean
+
     out = Path(__file__).parent / "results" / "tier2_real.json"
-    doc = run()
-    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    doc = _clean(run())
+    out.write_text(json.dumps(doc, indent=1) + "\n")
     print(doc["markdown"])
