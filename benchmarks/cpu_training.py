@@ -161,8 +161,9 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Set-up: {c['n_utterances']} utterances ({c['n_validation']} for validation), batch {c['batch_size']}, "
         f"{r['machine']['threads']} torch threads, torch {r['machine']['torch']}; `train_tts` defaults: {hp}. "
-        "The machine was shared with other jobs while this ran (see the load average: above 2 means the "
-        "two cores were oversubscribed), so on an idle machine the times are shorter.",
+        + (f"The machine was shared with other jobs (mean load {load['mean']:.1f} on {r['machine']['cpus']} "
+           "cores): the times are longer than on an idle machine." if load["mean"] > r["machine"]["threads"]
+           else f"The machine was nearly idle (mean load {load['mean']:.1f} on {r['machine']['cpus']} cores)."),
         "",
     ]
     if r["reached"]:
