@@ -18,7 +18,7 @@ Healthy curves (p = learning progress in e-folds, the sum over reports of the pe
     grad.norm       = c.grad0 * (c.grad_tail + (1 - c.grad_tail) * exp(-p / 2)) * (lr / c.lr_ref) ** 0.3 * exp(0.2 z)
     attention_score = a_min + (a_max - a_min) * sigmoid((p - onset) / c.attn_width),
                       onset = c.attn_onset / (0.5 + 0.5 * guided_attention_weight)
-    gate_accuracy   = g_min + (g_max - g_min) * sigmoid((p - c.gate_onset) / c.gate_width)
+    gate_accuracy   = g_min + (g_max - g_min) * sigmoid((p - c.gate_onset) / c.gate_width) + c.gate_noise * z
     early_stop_fraction = c.esf0 * (1 - sigmoid((p - c.gate_onset) / c.gate_width))
 
 z are standard normal draws. The constants (``Calibration``) come from recorded real trials
@@ -67,6 +67,7 @@ class Calibration:
     gate_max: float = 0.95
     gate_onset: float = 1.0       # e-folds of progress until the stop gate becomes accurate
     gate_width: float = 0.5
+    gate_noise: float = 0.01      # std of the gate accuracy around its curve (absolute)
     esf0: float = 0.4
     source: str = "defaults (not calibrated)"
 
@@ -171,7 +172,7 @@ class SurrogateTrial:
         attn = attn * (1 - d.attention) + 0.02 * d.attention + 0.01 * z(4)
         gate_rise = _sigmoid((p - c.gate_onset) / c.gate_width)
         gate = c.gate_min + (c.gate_max - c.gate_min) * gate_rise
-        gate = gate * (1 - d.gate) + 0.05 * d.gate + 0.01 * z(5)
+        gate = gate * (1 - d.gate) + 0.05 * d.gate + c.gate_noise * z(5)
         esf = c.esf0 * (1 - gate_rise) * (1 - d.gate) + 0.8 * d.gate
         if d.diverged:
             val = train = grad = math.nan
