@@ -112,16 +112,22 @@ def gate_accuracy(gate_logits: Tensor, mel_lengths: Tensor, threshold: float = 0
     """Stop-gate quality in [0, 1]: mean over utterances of the share of the utterance that would be
     spoken before the gate stops it.
 
-    With f = first real frame where sigmoid(logit) > threshold and n = real length:
-      score = (f + 1) / n   if the gate fires inside the utterance (1 when it fires at the last frame),
-      score = 0             if it never fires inside it (synthesis would not stop: never/late gate).
+    With f = first real frame where sigmoid(logit) > threshold, n = real length and
+    p_end = sigmoid(logit) at the last real frame:
+      score = (f + 1) / n          if the gate fires inside the utterance (1 when it fires at the last frame),
+      score = p_end / threshold    if it never fires inside it: synthesis would not stop there yet.
+    A gate that never rises (collapsed: p_end ~ 0) scores ~0; one still learning, about to fire at
+    the right frame, gets partial credit (p_end 0.4 at threshold 0.5 -> 0.8), so the score moves
+    smoothly while a young model learns where utterances end instead of jumping between 0 and 1.
     A gate firing everywhere or at the start scores ~1/n; firing at 30% of the utterance ~0.3.
     Frames past ``mel_lengths`` are ignored (the model writes "stop" there). gate_logits (B, T).
     NaN/Inf anywhere in ``gate_logits`` -> NaN.
     """
     if not bool(torch.isfinite(gate_logits).all()):
         return float("nan")
-    scores = [0.0 if f is None else (f + 1) / n for f, n in _first_fire(gate_logits, mel_lengths, threshold)]
+    p = torch.sigmoid(gate_logits.detach().double())  # (B, T)
+    scores = [float(p[b, n - 1]) / threshold if f is None else (f + 1) / n
+              for b, (f, n) in enumerate(_first_fire(gate_logits, mel_lengths, threshold))]
     return sum(scores) / len(scores)
 
 

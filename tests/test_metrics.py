@@ -117,10 +117,10 @@ def gate_from_first_fire(first_fire: int | None, n_frames: int = MEL_LEN + 20,
 @pytest.mark.parametrize("case, first_fire, start_only, accuracy_range, early", [
     ("correct", MEL_LEN - 1, False, (0.99, 1.0), 0.0),
     ("one frame early", MEL_LEN - 2, False, (0.98, 0.99), 0.0),
-    ("never", None, False, (0.0, 0.0), 0.0),
+    ("never", None, False, (0.0, 0.001), 0.0),
     ("everywhere", 0, False, (0.0, 0.02), 1.0),
     ("at start", 0, True, (0.0, 0.02), 1.0),
-    ("late", MEL_LEN + 5, False, (0.0, 0.0), 0.0),
+    ("late", MEL_LEN + 5, False, (0.0, 0.001), 0.0),
     ("at 25%", 24, False, (0.2, 0.3), 1.0),
     ("at 60%", 59, False, (0.55, 0.65), 0.0),
 ])
@@ -132,18 +132,26 @@ def test_gate_metrics_table(case: str, first_fire: int | None, start_only: bool,
     assert early_stop_fraction(logits, lengths) == early, case
 
 
-@pytest.mark.parametrize("threshold, expected", [(0.5, 1.0), (0.9, 0.0)])
+@pytest.mark.parametrize("threshold, expected", [(0.5, 1.0), (0.9, 0.7311 / 0.9)])
 def test_gate_threshold(threshold: float, expected: float) -> None:
     logits = torch.full((1, 10), -5.0)
-    logits[0, 9] = 1.0  # sigmoid = 0.73 at the last frame
-    assert gate_accuracy(logits, torch.tensor([10]), threshold) == expected
+    logits[0, 9] = 1.0  # sigmoid = 0.73 at the last frame: fires at 0.5; below 0.9 -> partial credit
+    assert gate_accuracy(logits, torch.tensor([10]), threshold) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("p_end, expected", [(0.0001, 0.0002), (0.1, 0.2), (0.4, 0.8), (0.49, 0.98)])
+def test_gate_still_learning_gets_partial_credit(p_end: float, expected: float) -> None:
+    """A gate below the threshold at the last frame scores p_end / threshold: ~0 when it never rises."""
+    logits = torch.full((1, 10), -10.0)
+    logits[0, 9] = math.log(p_end / (1 - p_end))
+    assert gate_accuracy(logits, torch.tensor([10])) == pytest.approx(expected, abs=1e-4)
 
 
 def test_gate_metrics_batch_mean() -> None:
     logits = torch.cat([gate_from_first_fire(MEL_LEN - 1), gate_from_first_fire(None), gate_from_first_fire(0),
                         gate_from_first_fire(MEL_LEN - 1)])
     lengths = torch.tensor([MEL_LEN] * 4)
-    assert gate_accuracy(logits, lengths) == pytest.approx((1 + 0 + 0.01 + 1) / 4)
+    assert gate_accuracy(logits, lengths) == pytest.approx((1 + 0 + 0.01 + 1) / 4, abs=1e-4)
     assert early_stop_fraction(logits, lengths) == 0.25
 
 

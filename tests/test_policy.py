@@ -70,7 +70,7 @@ def test_held_back_decision_says_why() -> None:
 
 
 @pytest.mark.parametrize("bad, action", [
-    ({"grad_norm": 150.0, "gate": 0.3, "attention": 0.2}, "mutate"),   # 3 serious at once
+    ({"grad_norm": 150.0, "gate": 0.3, "training_loss": 1.5, "validation_loss": 1.7}, "mutate"),  # 3 serious (frozen losses)
     ({"grad_norm": 150.0, "gate": 0.3}, "continue"),                   # only 2
 ])
 def test_serious_problems_accumulate(bad: dict, action: str) -> None:

@@ -187,6 +187,18 @@ def test_gate_collapse(acc: list[float], early: list[float] | None, expected: st
     assert severity(gate_collapse(window(**cols), D.gate, D.serious_after)) == expected
 
 
+@pytest.mark.parametrize("attention, gate, requires, expected", [
+    (0.29, 0.0, 0.3, None),          # not aligned yet: a low gate is expected, attention speaks
+    (0.3, 0.0, 0.3, "critical"),     # aligned: the gate is judged
+    (NAN, 0.0, 0.3, "critical"),     # a NaN score does not hold the rule back
+    (0.01, 0.0, 0.0, "critical"),    # requires_attention 0: always judged
+])
+def test_gate_waits_for_attention(attention: float, gate: float, requires: float, expected: str | None) -> None:
+    cfg = config_from_dict({"diagnostics": {"gate": {"requires_attention": requires}}})
+    w = window(attention=[attention], gate=[gate], cfg=cfg)
+    assert severity(gate_collapse(w, cfg.diagnostics.gate, cfg.diagnostics.serious_after)) == expected
+
+
 @pytest.mark.parametrize("loss, expected", [
     (99.99, None), (100.0, None), (100.01, "critical"), (NAN, "critical"), (INF, "critical"),
 ])
@@ -212,6 +224,10 @@ def test_training_degradation(initial: float, current: float, expected: str | No
 
 def test_diagnose_orders_most_severe_first() -> None:
     problems = diagnose(results(6, grad_norm=[150.0], attention=[0.01], gate=[0.3]), CFG)
+    assert [(p.kind, p.severity) for p in problems] == [      # the gate waits for attention >= 0.3
+        ("attention_collapse", "critical"), ("gradient_explosion", "warning")]
+    problems = diagnose(results(6, grad_norm=[150.0], attention=[0.04], diagonality=[0.9], gate=[0.3]),
+                        config_from_dict({"diagnostics": {"gate": {"requires_attention": 0.0}}}))
     assert [(p.kind, p.severity) for p in problems] == [
         ("attention_collapse", "critical"), ("gradient_explosion", "warning"), ("gate_collapse", "warning")]
 

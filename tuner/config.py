@@ -111,11 +111,13 @@ class AttentionRule:
 
 @dataclass(frozen=True)
 class GateRule:
-    """gate_accuracy < warning -> warning; < critical -> critical; early_stop_fraction > x -> serious."""
+    """gate_accuracy < warning -> warning; < critical -> critical; early_stop_fraction > x -> serious.
+    Judged only once validation.attention_score >= requires_attention (0 = always)."""
     enabled: bool
     warning: float = field(metadata=_range(0, 1))
     critical: float = field(metadata=_range(0, 1))
     early_stop_fraction: float = field(metadata=_range(0, 1))
+    requires_attention: float = field(default=0.3, metadata=_range(0, 1))
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f"must be <= warning ({self.warning})")] \

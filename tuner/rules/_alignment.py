@@ -55,10 +55,20 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Pro
     """gate_accuracy < critical -> critical; validation.early_stop_fraction > early_stop_fraction
     (when reported) -> serious; accuracy < warning -> warning (serious when held).
 
-    NaN policy: a NaN accuracy or fraction is not judged (gradient_explosion reports the NaN).
+    Not judged while validation.attention_score (when reported) is below cfg.requires_attention:
+    the stop gate can only learn where an utterance ends once attention reaches the end of the
+    text, so an unaligned young model has a low gate accuracy by nature and attention_collapse is
+    the rule that speaks for it.
+
+    NaN policy: a NaN accuracy or fraction is not judged (gradient_explosion reports the NaN); a NaN
+    attention score does not hold the rule back.
     """
     if not cfg.enabled or len(window) == 0:
         return None
+    if cfg.requires_attention > 0 and window.has(ATTENTION):
+        attention = window.optional_series(ATTENTION, last=1)
+        if attention and math.isfinite(attention[-1]) and attention[-1] < cfg.requires_attention:
+            return None
     accuracy, step = window.series(GATE, last=max(serious_after, 1)), window.step
     acc = accuracy[-1]
     if not math.isfinite(acc):
