@@ -15,9 +15,15 @@ on the reports from step ``SKIP_STEPS`` (60) on, with steps counted from there: 
 transient before it (loss ~50 -> ~10 in 50 steps) is not modelled, so the surrogate starts where
 the slow phase starts. Then the surrogate's per-report rate = rate_step x 50 (a surrogate report is 50 training steps)
 at lr_ref, with ``lr_exponent`` from two runs at different learning rates (log ratio of rates);
-grad.norm start/tail, attention and gate minima/maxima and the attention onset (progress where
-the score first passes the midpoint of its range) come from the same runs. NaN reports are
+grad.norm start/tail, attention and gate minima/maxima and the attention and gate onsets (sigmoid fits
+on the surrogate's progress clock: steps after ``SKIP_STEPS`` x the surrogate's rate for the run's
+learning rate) come from the same runs. NaN reports are
 skipped by the fit. Constants the runs cannot inform keep their defaults (listed in ``source``).
+Two corrections map the runs' hyperparameters (the train_tts defaults under the run's config) onto
+the surrogate's reference: the floor is divided by the surrogate's floor factor at those
+hyperparameters (so ``c.floor`` is the floor at the optimum), and the attention/gate onsets are
+multiplied by ``0.5 + 0.5 guided_attention_weight`` (the surrogate divides by it). The gate noise
+is the residual std of the gate accuracy around its fitted sigmoid.
 """
 
 from __future__ import annotations
@@ -30,14 +36,16 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from benchmarks.surrogate import CALIBRATION_FILE, Calibration
+from benchmarks.surrogate import CALIBRATION_FILE, Calibration, SurrogateTrial
 
 CAL_DIR = Path(__file__).parent / "calibration"
 SURROGATE_STEPS_PER_REPORT = 50
-# The fitted runs: recorded under the train_tts defaults of the time (lr 1e-3, guided attention 1.0,
-# dropout 0.1, warm-up 50). Runs under the later defaults are in calibration/current_defaults/
-# (700 steps, too short to identify the loss floor; summarised in BENCHMARKS.md, not fitted).
-FIT_DIR = CAL_DIR / "old_defaults"
+# The fitted runs: recorded under the current train_tts defaults (lr 2e-3, guided attention 1.5,
+# dropout 0.5, warm-up 20) and the gate metric with partial credit for a gate still learning
+# (model/metrics.py). Superseded recordings: old_defaults/ (the defaults before, lr 1e-3, guided
+# attention 1.0, dropout 0.1, warm-up 50) and old_gate_metric/ (current defaults, gate accuracy
+# of 0.0 for a gate that had not fired yet).
+FIT_DIR = CAL_DIR / "current_defaults"
 SKIP_STEPS = 60   # the warm-up transient (loss ~50 -> ~10 in the first 50 steps) is not modelled
 
 
@@ -74,6 +82,13 @@ def record(tag: str, learning_rate: float, max_steps: int, interval: int, thread
     doc["finished"] = True
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return out
+
+
+def _effective_config(run: dict[str, Any]) -> dict[str, Any]:
+    """The recorded run's config over the train_tts defaults (what the trial trained with)."""
+    from tuner.training.settings import DEFAULTS
+
+    return {**DEFAULTS, **run.get("config", {})}
 
 
 def _series(run: dict[str, Any], key: str) -> list[tuple[float, float]]:
@@ -154,6 +169,7 @@ def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
     notes: list[str] = []
     slow = [[(s - SKIP_STEPS, v) for s, v in _series(r, "validation.loss") if s >= SKIP_STEPS] for r in runs]
     floor, fits = fit_decay(slow)
+    cfgs = [_effective_config(r) for r in runs]
     per_run = [{"tag": r["tag"], "learning_rate": float(r["config"]["learning_rate"]), "rate_per_step": rate,
                 "floor": floor, "loss0": loss0, "relative_residual": resid}
                for r, (rate, loss0, resid) in zip(runs, fits)]
@@ -167,7 +183,17 @@ def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
                      f"{lrs[0]['learning_rate']:g} and {lrs[-1]['learning_rate']:g}, used clamped to [0, 2]: "
                      f"{d['lr_exponent']:.2f} (noisy short runs: uncertain)")
     d["rate"] = ref["rate_per_step"] * SURROGATE_STEPS_PER_REPORT * (d["lr_ref"] / ref["learning_rate"]) ** d["lr_exponent"]
-    d["floor"] = min(f["floor"] for f in per_run)
+    # the fitted floor is the floor at the runs' dropout / learning rate / weight decay; the
+    # surrogate's c.floor is the floor at the optimum: divide by its mean hyperparameter factor
+    probe = SurrogateTrial(0, None, Calibration(floor=1.0))
+    factor = sum(probe.floor(cf) for cf in cfgs) / len(cfgs)
+    d["floor"] = min(f["floor"] for f in per_run) / factor
+    if abs(factor - 1.0) > 1e-9:
+        notes.append(f"fitted loss floor {floor:.3f} at the runs' hyperparameters (dropout {cfgs[0]['dropout']:g}); "
+                     f"the surrogate's floor at the optimum (dropout {d['dropout_opt']:g}, lr {d['lr_opt']:g}) is "
+                     f"{d['floor']:.3f} = {floor:.3f} / {factor:.3f} (its assumed hyperparameter penalties)")
+    # the surrogate delays the attention/gate rise by 1 / (0.5 + 0.5 guided_attention_weight)
+    ga_factor = sum(0.5 + 0.5 * float(cf["guided_attention_weight"]) for cf in cfgs) / len(cfgs)
     d["loss0"] = sum(f["loss0"] for f in per_run) / len(per_run)
     # noise: relative residual of the late reports (from step 150), where the exponential fits well
     late = [v / (floor + (f["loss0"] - floor) * math.exp(-f["rate_per_step"] * s)) - 1.0
@@ -183,14 +209,20 @@ def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
     if firsts and tails:
         d["grad0"] = sum(firsts) / len(firsts)
         d["grad_tail"] = max(0.05, min(1.0, (sum(tails) / len(tails)) / d["grad0"]))
+    def prate(f: dict[str, Any]) -> float:
+        # progress per training step the surrogate gives this run's learning rate: the attention
+        # and gate onsets are then in the surrogate's own progress units (per-run decay rates of
+        # 700-step runs scatter too much to be the clock)
+        return d["rate"] / SURROGATE_STEPS_PER_REPORT * (f["learning_rate"] / d["lr_ref"]) ** d["lr_exponent"]
+
     attn = [v for r in runs for _, v in _series(r, "validation.attention_score")]
     if attn:
         d["attn_min"] = min(attn)
-        pts = [(max(0.0, s - SKIP_STEPS) * f["rate_per_step"], v) for r, f in zip(runs, per_run) for s, v in _series(r, "validation.attention_score")]
+        pts = [(max(0.0, s - SKIP_STEPS) * prate(f), v) for r, f in zip(runs, per_run) for s, v in _series(r, "validation.attention_score")]
         ow = _logit_fit(pts, d["attn_min"] - 1e-3, d["attn_max"])
         if ow is not None:
             # progress units of the fit: e-folds of the run's own decay, the surrogate's unit too
-            d["attn_onset"], d["attn_width"] = ow
+            d["attn_onset"], d["attn_width"] = ow[0] * ga_factor, ow[1]
         if max(attn) < 0.5:
             notes.append(f"attention never formed in the recorded runs (best score {max(attn):.3f}); the rise was fitted "
                          f"on its low tail with attn_max = {d['attn_max']} assumed")
@@ -199,13 +231,19 @@ def fit(paths: list[Path]) -> tuple[Calibration, dict[str, Any]]:
         d["gate_min"] = min(gate)
         if max(gate) >= 0.5:
             d["gate_max"] = max(gate)
-        pts = [(max(0.0, s - SKIP_STEPS) * f["rate_per_step"], v) for r, f in zip(runs, per_run)
+        pts = [(max(0.0, s - SKIP_STEPS) * prate(f), v) for r, f in zip(runs, per_run)
                for s, v in _series(r, "validation.gate_accuracy")]
         ow = _logit_fit(pts, d["gate_min"] - 1e-3, d["gate_max"])
         if ow is not None:
-            d["gate_onset"], d["gate_width"] = ow
-            notes.append(f"gate accuracy left {d['gate_min']:.2f} only near the end of the longest run (best "
-                         f"{max(gate):.3f}); its rise was fitted on those reports with gate_max = {d['gate_max']} assumed")
+            d["gate_onset"], d["gate_width"] = ow[0] * ga_factor, ow[1]
+            g_on, g_w = ow
+            resid = [v - (d["gate_min"] + (d["gate_max"] - d["gate_min"]) / (1 + math.exp(-(q - g_on) / g_w)))
+                     for q, v in pts]
+            d["gate_noise"] = max(0.01, min(0.2, math.sqrt(sum(x * x for x in resid) / len(resid))))
+            notes.append(f"gate accuracy rises from {d['gate_min']:.2f} to {d['gate_max']:.2f} at "
+                         f"{ow[0]:.2f} e-folds (width {g_w:.2f}; attention: {d['attn_onset'] / ga_factor:.2f}) under "
+                         f"guided attention {cfgs[0]['guided_attention_weight']:g}; residual std {d['gate_noise']:.3f} "
+                         f"is the surrogate's gate noise")
         else:
             d["gate_onset"], d["gate_width"] = d["attn_onset"], d["attn_width"]
             notes.append(f"gate accuracy stayed at {max(gate):.3f} or below; assumed to rise with the attention "

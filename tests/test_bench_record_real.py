@@ -31,18 +31,31 @@ def test_logit_fit_needs_points_off_the_floor() -> None:
     assert _logit_fit([(1.0, 0.0), (2.0, 0.0), (3.0, 0.0)], -1e-3, 0.95) is None
 
 
-def test_fit_from_recorded_files(tmp_path: Path) -> None:
+def _write_runs(tmp_path: Path, dropout: float) -> None:
     for tag, lr, rate in (("a", 1e-3, 0.004), ("b", 3e-3, 0.008)):
         reports = [{"training.step": s, "validation.loss": 2.0 + 8 * math.exp(-rate * (s - SKIP_STEPS)),
                     "grad.norm": 10.0 if s < 100 else 3.0, "overfitting.gap": 0.2,
                     "validation.attention_score": 0.01 + 0.001 * s, "validation.gate_accuracy": 0.0,
                     "validation.early_stop_fraction": 0.0} for s in range(20, 1001, 20)]
-        (tmp_path / f"real_{tag}.json").write_text(json.dumps({"tag": tag, "config": {"learning_rate": lr}, "reports": reports}))
+        config = {"learning_rate": lr, "dropout": dropout, "guided_attention_weight": 1.0}
+        (tmp_path / f"real_{tag}.json").write_text(json.dumps({"tag": tag, "config": config, "reports": reports}))
+
+
+def test_fit_from_recorded_files(tmp_path: Path) -> None:
+    _write_runs(tmp_path, dropout=0.1)
     cal, info = fit(sorted(tmp_path.glob("real_*.json")))
     assert cal.floor == pytest.approx(2.0, rel=0.05)
     assert cal.lr_exponent == pytest.approx(math.log(2) / math.log(3), rel=0.1)
     assert cal.grad0 == pytest.approx(10.0) and cal.gate_min == 0.0
     assert len(info["runs"]) == 2 and "2 real tiny-Tacotron2 runs" in cal.source
+
+
+@pytest.mark.parametrize("dropout, factor", [(0.1, 1.0), (0.5, 1.0 + 0.8 * 0.4 ** 2)])
+def test_fitted_floor_is_mapped_to_the_optimum(tmp_path: Path, dropout: float, factor: float) -> None:
+    # the runs' floor (2.0) is the surrogate's floor at their dropout: c.floor = 2.0 / penalty
+    _write_runs(tmp_path, dropout=dropout)
+    cal, _ = fit(sorted(tmp_path.glob("real_*.json")))
+    assert cal.floor * factor == pytest.approx(2.0, rel=0.05)
 
 
 def test_fit_without_runs(tmp_path: Path) -> None:

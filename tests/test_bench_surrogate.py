@@ -49,6 +49,7 @@ def test_rollback_replays_exactly() -> None:
         ({"learning_rate": 3e-3}, "validation.loss", -1),   # faster learning: lower loss at the same report
         ({"learning_rate": 3e-4}, "validation.loss", +1),
         ({"guided_attention_weight": 2.0}, "validation.attention_score", +1),   # earlier alignment
+        ({"guided_attention_weight": 2.0}, "validation.gate_accuracy", +1),   # the gate rises with the attention
         ({"dropout": 0.5}, "validation.loss", +1),          # higher floor
     ],
 )
