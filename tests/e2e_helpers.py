@@ -142,8 +142,10 @@ SMART_TEST_CONFIG: dict[str, Any] = {
 
 def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_samples: int = 1,
               max_failures: int = 0, points: list[dict[str, Any]] | None = None,
-              num_to_keep: int | None = None) -> Any:
-    """One Tuner.fit of quadratic_trainable under SmartScheduler (OptunaSearch when ``points``)."""
+              num_to_keep: int | None = None, max_concurrent: int | None = None) -> Any:
+    """One Tuner.fit of quadratic_trainable under SmartScheduler (OptunaSearch when ``points``,
+    wrapped in ``ConcurrencyLimiter(max_concurrent)`` when that is given)."""
+    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     from tuner.config import config_from_dict
@@ -153,6 +155,8 @@ def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_sampl
     search = None
     if points is not None:
         search = OptunaSearch(points_to_evaluate=points, seed=0)
+        if max_concurrent is not None:
+            search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
     tuner = tune.Tuner(
         quadratic_trainable,
         param_space=param_space,

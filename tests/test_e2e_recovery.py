@@ -4,6 +4,8 @@
    back to its pre-explosion checkpoint (validation 3; its step counter continues from there),
    its learning rate at least halved, and it finishes healthy, while a healthy trial running
    beside it is never touched. OptunaSearch proposes the trials (fixed first points).
+   With a ConcurrencyLimiter letting more trials wait than run, the mutated trial resumes on
+   the slot it freed, before any trial that had not started yet.
 2. A trial that crashes once is retried (FailureConfig) with batch_size halved.
 3. The driver process is killed (SIGKILL) mid-sweep after an intervention; Tuner.restore in a new
    process keeps the intervention and the recovery budget and the sweep finishes healthy.
@@ -73,6 +75,31 @@ def test_exploding_trial_is_rolled_back_and_the_healthy_one_untouched(ray_local,
     exp_dir = tmp_path / "results" / "explode"
     assert [i.trial_id for i in read_jsonl(exp_dir / INTERVENTIONS_FILE)] == [record.trial_id]
     assert "1 interventions" in scheduler.debug_string()
+
+
+@pytest.mark.timeout(60)
+def test_mutated_trial_resumes_before_waiting_new_trials(ray_local, tmp_path: Path) -> None:
+    """6 trials, ConcurrencyLimiter(max_concurrent=4) on 2 CPUs: 2 run, 2 wait with actor
+    requests queued. The first trial explodes at validation 3 and is paused for a mutation; it
+    must take the freed CPU back at once (Ray alone queues it behind both waiting trials)."""
+    space = {"learning_rate": tune.uniform(0.05, 0.25), "max_steps": 6, "sleep": 0.2,
+             "explode_lr": 0.3, "explode_after": 3, "log_dir": str(tmp_path)}
+    grid, scheduler = run_sweep(str(tmp_path / "results"), "prompt", space, num_samples=6,
+                                points=[{"learning_rate": 0.5}], max_concurrent=4)
+    assert all(r.error is None for r in grid) and len(grid) == 6
+    [record] = scheduler.interventions
+    log = read_step_log(tmp_path)
+    lines = [(i, s) for i, s in enumerate(log) if s["trial_id"] == record.trial_id]
+    mutated_at = next(i for i, s in lines if s["step"] == 3)
+    resumed_at = next(i for i, s in lines if s["restored_from"] is not None)
+    first_line: dict[str, int] = {}
+    for i, s in enumerate(log):
+        first_line.setdefault(s["trial_id"], i)
+    later = sorted(i for i in first_line.values() if i > mutated_at)
+    assert later, "no trial started after the mutation: the test lost its point"
+    assert resumed_at < later[0], (
+        f"the mutated trial resumed at line {resumed_at}, after new trials started at {later}")
+    assert [s["step"] for _, s in lines] == [1, 2, 3, 3, 4, 5, 6]
 
 
 def test_crashing_trial_is_retried_with_half_the_batch(ray_local, tmp_path: Path) -> None:

@@ -25,6 +25,20 @@ the latest). The last *healthy* checkpoint may be older than that: :func:`protec
 takes it out of the manager's deletion list, and :func:`release_checkpoint` deletes it once a
 newer healthy one protects the trial. With ``num_to_keep=None`` nothing is ever deleted.
 
+Resuming promptly: after the pause, the scheduler's ``choose_trial_to_run`` returns the trial and
+Ray stages it, i.e. asks its actor manager for a new actor
+(``execution/tune_controller.py: _maybe_add_actors``, step 1). That manager starts pending actors
+strictly first come, first served when resources free up
+(``air/execution/_internal/actor_manager.py: _try_start_actors``, ``candidate_actors.pop(0)``),
+and trials waiting to start were staged earlier: with ``ConcurrencyLimiter(max_concurrent=N)``
+Ray keeps up to N of them staged (``_get_max_pending_trials``), and the limiter counts the
+PAUSED trial as live, so it also does not replace it. The repaired trial would resume only after
+all of them started (with Ray's default ``reuse_actors=False`` no cached actor short-cuts this).
+PBT's exploited trials have the same queue; PBT does not fix it either (its
+``choose_trial_to_run`` picks the least-trained trial for fairness, and in asynchronous mode it
+pauses the *reporting* trial whenever others wait). :func:`prioritize_trial` moves the trial's
+pending actor request to the head of that queue, so the freed resources go to it.
+
 Tested by ``tests/test_ray_compat.py``: passes on Ray 2.41.0 and 2.60.0. Ray 2.40 lacks
 ``ray.tune.report``/``tune.Checkpoint``/``tune.get_checkpoint`` (used by train_tts and the test
 trainable), so the project needs ``ray[tune]>=2.41,<2.61``.
@@ -50,6 +64,7 @@ __all__ = [
     "latest_checkpoint",
     "mutate_trial",
     "num_to_keep",
+    "prioritize_trial",
     "protect_checkpoint",
     "release_checkpoint",
     "will_retry",
@@ -130,6 +145,26 @@ def mutate_trial(
         )
     trial.invalidate_json_state()
     trial.run_metadata.invalidate_cache()
+
+
+def prioritize_trial(tune_controller: Any, trial: Trial) -> bool:
+    """Put ``trial``'s pending actor request first in line for resources; True if it was moved.
+
+    ``tune_controller`` is what Ray passes to scheduler hooks (a ``TrialRunnerWrapper`` around the
+    ``TuneController``, or the controller itself). Does nothing (False) while the trial has no
+    pending actor request: not staged yet, already started, or already first.
+    """
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    tracked = getattr(controller, "_trial_to_actor", {}).get(trial)
+    manager = getattr(controller, "_actor_manager", None)
+    if tracked is None or manager is None:
+        return False
+    queue = manager._resource_request_to_pending_actors.get(trial.placement_group_factory)
+    if not queue or tracked not in queue or queue[0] is tracked:
+        return False
+    queue.remove(tracked)
+    queue.insert(0, tracked)
+    return True
 
 
 def protect_checkpoint(trial: Trial, checkpoint: Checkpoint | str | Path) -> None:

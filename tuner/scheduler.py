@@ -187,7 +187,17 @@ class SmartScheduler(TrialScheduler):
         self._resume_first.discard(trial.trial_id)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        """A trial paused for a mutation first, then pending, then other paused trials.
+
+        Ray stages the returned trial by appending an actor request to a first-come queue behind
+        the new trials it staged earlier; a mutated trial already staged is therefore moved to
+        the head of that queue here (called every controller step, before resources are handed
+        out), so it gets the resources it freed back before any new trial starts.
+        """
         trials = tune_controller.get_trials()
+        for trial in trials:
+            if trial.status == Trial.PENDING and trial.trial_id in self._resume_first:
+                _ray_compat.prioritize_trial(tune_controller, trial)
         for trial in trials:
             if trial.status == Trial.PAUSED and trial.trial_id in self._resume_first:
                 return trial
