@@ -104,9 +104,17 @@ def test_nan_from_the_first_report_restarts_with_a_new_generation(
     assert action.new_config["learning_rate"] <= 0.5 * 0.4 + 1e-12
 
 
-@pytest.mark.parametrize("batch_size, expected", [(32, 16), (12, 8), (8, 8), (None, None)])
+@pytest.mark.parametrize("batch_size, expected, reason", [
+    (32, 16, "retrying with batch_size 32 -> 16"),
+    (17, 8, "retrying with batch_size 17 -> 8"),
+    (12, 8, "retrying with batch_size 12 -> 8"),
+    (9, 8, "retrying with batch_size 9 -> 8"),
+    (8, 8, "batch_size 8 is already at the minimum 8: retrying unchanged"),
+    (4, 4, "batch_size 4 is already at the minimum 8: retrying unchanged"),   # never raised
+    (None, None, "config has no batch_size: retrying unchanged"),
+])
 def test_crash_retries_with_half_the_batch(sup: Supervisor, batch_size: int | None,
-                                           expected: int | None) -> None:
+                                           expected: int | None, reason: str) -> None:
     config = {"learning_rate": 0.1} if batch_size is None else {"learning_rate": 0.1,
                                                                 "batch_size": batch_size}
     _run(sup, ["ok", "ok"], config=config)
@@ -115,6 +123,7 @@ def test_crash_retries_with_half_the_batch(sup: Supervisor, batch_size: int | No
     assert action.new_config.get("batch_size") == expected
     assert action.checkpoint == "/ckpt/t1/2"
     assert action.intervention.action == "retry"
+    assert action.intervention.reasons == (f"trial crashed (retry 1); {reason}",)
 
 
 @pytest.mark.parametrize("attach_step, adopted", [(3, True), (2, False), (4, False)])

@@ -37,7 +37,11 @@ all of them started (with Ray's default ``reuse_actors=False`` no cached actor s
 PBT's exploited trials have the same queue; PBT does not fix it either (its
 ``choose_trial_to_run`` picks the least-trained trial for fairness, and in asynchronous mode it
 pauses the *reporting* trial whenever others wait). :func:`prioritize_trial` moves the trial's
-pending actor request to the head of that queue, so the freed resources go to it.
+pending actor request to the head of that queue, so the freed resources go to it. The scheduler
+calls it from ``choose_trial_to_run`` on the step after Ray staged the trial; that runs before the
+step's ``actor_manager.next()``, which is where the paused trial's freed resources come back (a
+placement group becomes ready only after the stopped actor's one is removed), so the move is in
+time. Covered end to end by ``tests/test_e2e_recovery.py::test_mutated_trial_resumes_before_*``.
 
 Tested by ``tests/test_ray_compat.py``: passes on Ray 2.41.0 and 2.60.0. Ray 2.40 lacks
 ``ray.tune.report``/``tune.Checkpoint``/``tune.get_checkpoint`` (used by train_tts and the test

@@ -6,6 +6,16 @@ it at its last healthy checkpoint (or none: from scratch) and return NOOP; ``cho
 then resumes paused-for-mutation trials before starting pending ones. The Ray internals this
 needs live in ``tuner/_ray_compat.py``.
 
+Prompt resumption: returning the paused trial from ``choose_trial_to_run`` is not enough on Ray
+2.60. Ray then queues an actor request for it *behind* the new trials it has already staged
+(first come, first served), and with ``ConcurrencyLimiter(max_concurrent=N)`` up to N new trials
+are staged (the limiter counts the paused trial as live, so the sweep does not shrink, but the
+repaired trial waited until every staged trial had started). So on the next controller step
+``choose_trial_to_run`` moves the mutated trial's request to the head of the queue
+(``_ray_compat.prioritize_trial``), before the resources it freed are handed out: it resumes on
+its own slot and new trials start afterwards (``tests/test_e2e_recovery.py``). Crash retries
+(``on_trial_error``) are moved ahead the same way. No user workaround is needed.
+
 Usage::
 
     scheduler = SmartScheduler(config=load_config())

@@ -235,19 +235,31 @@ class Supervisor:
                       None if healthy is None else dict(healthy.metrics), record)
 
     def on_error(self, trial_id: str, config: Mapping[str, Any], now: float) -> Action:
-        """A crashed trial that will be retried: halve ``batch_size`` (min 8), resume healthy."""
+        """A crashed trial that will be retried: halve ``batch_size`` (min 8), resume healthy.
+
+        ``new = max(8, batch_size // 2)`` while ``batch_size > 8``. A batch already at or below 8
+        (or a config without ``batch_size``) is retried unchanged, and the reason says so: the
+        retry is Ray's (``FailureConfig(max_failures)``), so it is neither refused nor disguised
+        as an adjustment, and a batch smaller than 8 is never raised.
+        """
         state = self._trial(trial_id, config, now)
         state.retries += 1
         self._tell_outcome(trial_id, state)
         new_config = dict(config)
-        if "batch_size" in new_config:
-            new_config["batch_size"] = max(MIN_BATCH_SIZE, int(new_config["batch_size"]) // 2)
+        old_batch = config.get("batch_size")
+        if old_batch is None:
+            change = "config has no batch_size: retrying unchanged"
+        elif int(old_batch) <= MIN_BATCH_SIZE:
+            change = (f"batch_size {old_batch} is already at the minimum {MIN_BATCH_SIZE}: "
+                      "retrying unchanged")
+        else:
+            new_config["batch_size"] = max(MIN_BATCH_SIZE, int(old_batch) // 2)
+            change = f"retrying with batch_size {old_batch} -> {new_config['batch_size']}"
         healthy = state.healthy
         step = state.monitor.history.step if len(state.monitor.history) else 0
         record = Intervention.create(
             trial_id, step, now, "retry", (),
-            (f"trial crashed (retry {state.retries}); retrying with batch_size "
-             f"{config.get('batch_size')} -> {new_config.get('batch_size')}",),
+            (f"trial crashed (retry {state.retries}); {change}",),
             config, new_config, None if healthy is None else healthy.step)
         state.config = new_config
         state.pending = None
