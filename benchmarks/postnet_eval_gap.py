@@ -1,0 +1,34 @@
+"""Why overfitting.gap is large on young trials: validation loss of a demo checkpoint with the model in
+eval mode, with only BatchNorm in training mode (batch statistics), and fully in training mode.
+Usage: python benchmarks/postnet_eval_gap.py  (edit the run folder glob below to your sweep)."""
+import glob, json, torch
+from tuner.training.checkpoint import load_checkpoint
+from model.data import load_features, split_indices, make_loader
+from model.tacotron2 import Tacotron2, Tacotron2Config
+from model.loss import Tacotron2Loss
+torch.set_num_threads(1)
+d = glob.glob("runs/quickstart-20261125-013358/train_tts_4c37980d*")[0]
+st = load_checkpoint(d + "/checkpoint_000007")
+print([k for k in st.keys()][:20])
+feats = load_features("data/corpus")
+tr, va = split_indices(len(feats.ids), 0.05, 1234)
+cfg = Tacotron2Config.preset("tiny", n_symbols=len(feats.symbols))
+m = Tacotron2(cfg); m.load_state_dict(st["model"])
+params = json.load(open(d + "/params.json")); m.set_dropout(params["dropout"])
+loss = Tacotron2Loss(guided_attention_weight=params["guided_attention_weight"])
+loader = make_loader(feats, va, 16, cfg.n_frames_per_step, shuffle=False)
+trl = make_loader(feats, tr[:64], 16, cfg.n_frames_per_step, shuffle=False)
+def run(mode, ld):
+    m.eval()
+    if mode == "bn_train":
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm1d): mod.train()
+    if mode == "train": m.train()
+    tot = []
+    with torch.no_grad():
+        for b in ld:
+            t = loss(m(b.text, b.text_lengths, b.mels, b.mel_lengths), b)
+            tot.append((float(t.mel), float(t.mel_postnet)))
+    return [round(sum(x)/len(x),3) for x in zip(*tot)]
+for mode in ["eval", "bn_train", "train"]:
+    print(mode, "val", run(mode, loader), "train-subset", run(mode, trl))
