@@ -166,7 +166,8 @@ def _calibration(doc: Mapping[str, Any]) -> list[str]:
     """Calibration paragraph: the constants used and the fit's notes (calibration/fit.json)."""
     c = doc.get("calibration", {})
     out = ["", f"Calibration of the surrogate ({c.get('source', 'unknown')}; `python -m benchmarks.record_real fit`; "
-           "recorded reports in `benchmarks/calibration/old_defaults/`, unfitted runs under the current defaults in `current_defaults/`): "
+           "recorded reports in `benchmarks/calibration/current_defaults/`; superseded recordings in `old_defaults/` "
+           "(earlier train_tts defaults) and `old_gate_metric/` (gate accuracy 0.0 before the first stop)): "
            f"validation.loss {c.get('loss0', 0):.2f} -> floor {c.get('floor', 0):.3f}, decay {c.get('rate', 0):.3f} e-folds per "
            f"50-step report at lr {c.get('lr_ref')} (lr exponent {c.get('lr_exponent', 0):.2f}), relative noise "
            f"{c.get('noise', 0):.3f}, grad.norm {c.get('grad0', 0):.1f} -> x{c.get('grad_tail', 0):.2f}, attention score "
