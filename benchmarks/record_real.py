@@ -184,7 +184,7 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
     with the attention/gate onsets on the progress clock of the constants taken. ``fit_from``: first
     training step of the loss-decay fit (the ``loss_paths`` runs, without the alignment spike, from
     ``SKIP_STEPS``)."""
-    base = fit(loss_paths, fit_from=SKIP_STEPS)[0] if loss_paths else None
+    base, base_info = fit(loss_paths, fit_from=SKIP_STEPS) if loss_paths else (None, {})
     runs = [{**json.loads(p.read_text()), "_dir": str(p.parent)} for p in paths]
     runs = [r for r in runs if len(_series(r, "validation.loss")) >= 4]
     if not runs:
@@ -234,8 +234,12 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
         d["grad0"] = sum(firsts) / len(firsts)
         d["grad_tail"] = max(0.05, min(1.0, (sum(tails) / len(tails)) / d["grad0"]))
     if base is not None:
-        notes.append(f"loss decay (floor {floor:.3f}, learning-rate exponent {d['lr_exponent']:.2f}) is not identified by "
-                     f"these runs; {', '.join(LOSS_KEYS)} taken from the fit of {base.source.split('(')[-1].rstrip(')')}")
+        # the notes on this fit's loss decay are superseded by the base fit's
+        notes = [n for n in notes if not n.startswith(("learning-rate exponent", "fitted loss floor"))]
+        notes.append(f"loss decay not identified by these runs (the joint fit's floor runs to {floor:.2f}: the loss still "
+                     f"falls at step {int(max(s for r in runs for s, _ in _series(r, 'validation.loss')))}); "
+                     f"{', '.join(LOSS_KEYS)} taken from the fit of {base.source.split('(')[-1].rstrip(')')}")
+        notes += [f"(loss runs) {n}" for n in base_info.get("notes", []) if n.startswith("learning-rate exponent")]
         for k in LOSS_KEYS:
             d[k] = getattr(base, k)
 
