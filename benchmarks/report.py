@@ -172,8 +172,8 @@ def _calibration(doc: Mapping[str, Any]) -> list[str]:
            f"50-step report at lr {c.get('lr_ref')} (lr exponent {c.get('lr_exponent', 0):.2f}), relative noise "
            f"{c.get('noise', 0):.3f}, grad.norm {c.get('grad0', 0):.1f} -> x{c.get('grad_tail', 0):.2f}, attention score "
            f"{c.get('attn_min', 0):.3f} rising at {c.get('attn_onset', 0):.2f} e-folds (width {c.get('attn_width', 0):.2f}) "
-           f"to {c.get('attn_max')}, gate accuracy {c.get('gate_min', 0):.2f} rising at {c.get('gate_onset', 0):.2f} e-folds "
-           f"to {c.get('gate_max')}."]
+           f"to {c.get('attn_max', 0):.2f}, gate accuracy {c.get('gate_min', 0):.2f} rising at {c.get('gate_onset', 0):.2f} e-folds "
+           f"to {c.get('gate_max', 0):.2f}."]
     fit = Path(__file__).parent / "calibration" / "fit.json"
     if fit.exists():
         out += [""] + [f"- {n}" for n in json.loads(fit.read_text()).get("notes", [])]
