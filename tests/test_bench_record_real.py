@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.record_real import SKIP_STEPS, _logit_fit, fit, fit_decay
+from benchmarks.record_real import LOSS_KEYS, SKIP_STEPS, _logit_fit, fit, fit_decay
 
 
 @pytest.mark.parametrize("floor, rates", [(2.0, [0.005, 0.01]), (0.5, [0.004]), (3.0, [0.004, 0.004, 0.008])])
@@ -61,3 +61,23 @@ def test_fitted_floor_is_mapped_to_the_optimum(tmp_path: Path, dropout: float, f
 def test_fit_without_runs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="run `record` first"):
         fit([])
+
+
+def test_loss_decay_taken_from_the_loss_runs(tmp_path: Path) -> None:
+    # short runs (attention/gate) + long runs (loss decay): LOSS_KEYS come from the long runs
+    long_dir, short_dir = tmp_path / "long", tmp_path / "short"
+    long_dir.mkdir()
+    short_dir.mkdir()
+    _write_runs(long_dir, dropout=0.1)
+    for tag, lr in (("s1", 1e-3), ("s2", 4e-3)):
+        reports = [{"training.step": s, "validation.loss": 5.0 + 20 * math.exp(-0.001 * s), "grad.norm": 4.0,
+                    "overfitting.gap": 0.1, "validation.attention_score": 0.05 + 0.8 / (1 + math.exp(-(s - 200) / 40)),
+                    "validation.gate_accuracy": 0.05 + 0.6 / (1 + math.exp(-(s - 250) / 40)),
+                    "validation.early_stop_fraction": 0.0} for s in range(50, 701, 50)]
+        (short_dir / f"real_{tag}.json").write_text(json.dumps({"tag": tag, "config": {"learning_rate": lr}, "reports": reports}))
+    base, _ = fit(sorted(long_dir.glob("real_*.json")), fit_from=SKIP_STEPS)
+    cal, info = fit(sorted(short_dir.glob("real_*.json")), sorted(long_dir.glob("real_*.json")))
+    for key in LOSS_KEYS:
+        assert getattr(cal, key) == getattr(base, key)
+    assert cal.grad0 == pytest.approx(4.0) and 0.55 < cal.gate_max < 0.66
+    assert any("not identified" in n for n in info["notes"])

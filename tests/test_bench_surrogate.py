@@ -95,3 +95,13 @@ def test_calibration_file(tmp_path, content: str, message: str | None) -> None:
             Calibration.load(p)
     else:
         assert Calibration.load(p) == Calibration()
+
+
+@pytest.mark.parametrize("reports, lo, hi", [(1, 0.0, 0.02), (40, 0.07, 0.13)])
+def test_gate_scatter_grows_with_the_level(reports: int, lo: float, hi: float) -> None:
+    # gate_noise is the scatter on the plateau (0.6); at the floor (0.05) it is 0.05 / 0.6 of it
+    cal = Calibration(gate_min=0.05, gate_max=0.6, gate_onset=3.0, gate_width=0.3, gate_noise=0.1, rate=0.2)
+    values = [_curve(SurrogateTrial(seed, None, cal), BASE, reports)[-1]["validation.gate_accuracy"] for seed in range(200)]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    assert lo < std < hi
