@@ -1,7 +1,12 @@
 """Record real tiny-Tacotron2 trajectories and fit the surrogate's constants to them.
 
-    python -m benchmarks.record_real record --tag lr1e-3 --learning-rate 1e-3 --max-steps 320
-    python -m benchmarks.record_real fit        # -> benchmarks/calibration/constants.json
+    python -m benchmarks.record_real record --tag v3_lr1e-3 --learning-rate 1e-3 --max-steps 700 --interval 50
+    python -m benchmarks.record_real fit        # -> benchmarks/calibration/constants.json, fit.json
+
+(then move the new real_<tag>.json into calibration/current_defaults/; ``fit`` reads that folder
+for everything but the loss decay, which it fits on calibration/old_defaults/, see LOSS_DIR.)
+Record with ``--threads 1`` on a shared 2-core machine: two torch threads competing with other
+jobs made no progress in 5 minutes (thread oversubscription); one thread does 50 steps in ~25 s.
 
 ``record`` runs ``tuner.trainable.run_training`` (the same loop as ``train_tts``) through a
 ``LocalSession`` (no Ray) on the built-in corpus and writes every report to
