@@ -127,12 +127,14 @@ def test_stagnation_frozen_metrics(frozen: int, expected: str | None) -> None:
 
 
 @pytest.mark.parametrize("val, train, expected", [
-    # best 1.0 five reports ago; now 20% above it (1.2 is the limit, not above it)
-    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.2], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),
-    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], "critical"),
-    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 1.1], None),      # training rose
-    ([1.1, 1.0, 1.1, 1.05, 1.15, 1.25], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),       # best too recent
-    ([1.0, 1.1, NAN, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], "critical"),
+    # best 1.0 five reports ago; the last 2 reports must both be more than 20% above it (limit 1.2)
+    ([1.0, 1.1, 1.05, 1.15, 1.2, 1.2], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),
+    ([1.0, 1.1, 1.05, 1.15, 1.21, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], "critical"),
+    ([1.0, 1.1, 1.05, 1.15, 1.18, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),      # one noisy report
+    ([1.0, 1.1, 1.05, 1.15, 1.21, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 1.1], None),      # training rose
+    ([1.1, 1.0, 1.1, 1.05, 1.25, 1.25], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),       # best too recent
+    ([1.0, 1.1, NAN, 1.15, 1.21, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], "critical"),
+    ([1.0, 1.1, 1.05, 1.15, NAN, 1.21], [1.0, 0.9, 0.85, 0.8, 0.75, 0.7], None),       # NaN is not above
 ])
 def test_overfitting_sustained_rise_above_the_best(val: list[float], train: list[float],
                                                    expected: str | None) -> None:

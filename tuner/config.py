@@ -70,6 +70,7 @@ class OverfittingRule:
     critical_gap: float = field(metadata=_gt(0))
     rising_window: int = field(metadata={"ge": 2})
     critical_rise: float = field(metadata=_gt(0))
+    critical_rise_reports: int = field(default=2, metadata={"ge": 1})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical_gap", self.critical_gap, f"must be >= warning_gap ({self.warning_gap})")] \

@@ -46,15 +46,18 @@ def _gaps(window: History, last: int) -> list[float]:
 
 
 def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
-    """validation.loss > (1 + critical_rise) x its best finite value in the window, that best at
-    least `rising_window` reports old, and training.loss now below its value at the best."""
+    """validation.loss > (1 + critical_rise) x its best finite value in the window at each of the
+    last `critical_rise_reports` reports, that best at least `rising_window` reports old, and
+    training.loss now below its value at the best. Requiring the rise on consecutive reports keeps
+    one noisy validation from calling a critical problem."""
     val, train = window.series(VAL_LOSS), window.series(TRAIN_LOSS)
     best = min(filter(math.isfinite, val), default=None)
     if best is None:
         return None
     at = len(val) - 1 - val[::-1].index(best)      # its latest occurrence
     limit = best * (1 + cfg.critical_rise)
-    if best <= 0 or len(val) - 1 - at < cfg.rising_window or not val[-1] > limit:
+    recent = val[-cfg.critical_rise_reports:]
+    if best <= 0 or len(val) - 1 - at < cfg.rising_window or not all(v > limit for v in recent):
         return None
     if not train[-1] < train[at]:
         return None
