@@ -1,5 +1,7 @@
 """Why overfitting.gap is large on young trials: validation loss of a demo checkpoint with the model in
-eval mode, with only BatchNorm in training mode (batch statistics), and fully in training mode.
+eval mode, with only BatchNorm in training mode (batch statistics), fully in training mode, and in
+eval mode after re-estimating BatchNorm's running statistics on 256 training utterances with the
+checkpoint's weights (with and without dropout active while re-estimating).
 Usage: python benchmarks/postnet_eval_gap.py  (edit the run folder glob below to your sweep)."""
 import glob, json, torch
 from tuner.training.checkpoint import load_checkpoint
@@ -9,7 +11,7 @@ from model.loss import Tacotron2Loss
 torch.set_num_threads(1)
 d = glob.glob("runs/quickstart-20261125-013358/train_tts_4c37980d*")[0]
 st = load_checkpoint(d + "/checkpoint_000007")
-print([k for k in st.keys()][:20])
+
 feats = load_features("data/corpus")
 tr, va = split_indices(len(feats.ids), 0.05, 1234)
 cfg = Tacotron2Config.preset("tiny", n_symbols=len(feats.symbols))
@@ -32,3 +34,24 @@ def run(mode, ld):
     return [round(sum(x)/len(x),3) for x in zip(*tot)]
 for mode in ["eval", "bn_train", "train"]:
     print(mode, "val", run(mode, loader), "train-subset", run(mode, trl))
+
+
+def reestimate(with_dropout: bool) -> None:
+    """Running statistics recomputed (cumulative average) from training batches, current weights."""
+    m.load_state_dict(st["model"])
+    m.set_dropout(params["dropout"])
+    m.train() if with_dropout else m.eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            mod.reset_running_stats()
+            mod.momentum = None
+            mod.train()
+    with torch.no_grad():
+        for b in make_loader(feats, tr[:256], 16, cfg.n_frames_per_step, shuffle=False):
+            m(b.text, b.text_lengths, b.mels, b.mel_lengths)
+
+
+for with_dropout in (True, False):
+    reestimate(with_dropout)
+    print(f"eval after re-estimating running stats (dropout {'on' if with_dropout else 'off'})",
+          "val", run("eval", loader), "train-subset", run("eval", trl))
