@@ -2,17 +2,22 @@
 eval mode, with only BatchNorm in training mode (batch statistics), fully in training mode, and in
 eval mode after re-estimating BatchNorm's running statistics on 256 training utterances with the
 checkpoint's weights (with and without dropout active while re-estimating).
-Usage: python benchmarks/postnet_eval_gap.py  (edit the run folder glob below to your sweep)."""
-import glob, json, torch
+Usage: python benchmarks/postnet_eval_gap.py TRIAL_DIR [CHECKPOINT_NAME] [DATA_DIR]
+(the figures in BENCHMARKS.md: a demo trial folder, checkpoint_000007, data/corpus)."""
+import json, sys, torch
 from tuner.training.checkpoint import load_checkpoint
 from model.data import load_features, split_indices, make_loader
 from model.tacotron2 import Tacotron2, Tacotron2Config
 from model.loss import Tacotron2Loss
 torch.set_num_threads(1)
-d = glob.glob("runs/quickstart-20261125-013358/train_tts_4c37980d*")[0]
-st = load_checkpoint(d + "/checkpoint_000007")
+if len(sys.argv) < 2:
+    sys.exit("usage: python benchmarks/postnet_eval_gap.py TRIAL_DIR [CHECKPOINT_NAME] [DATA_DIR]")
+d = sys.argv[1]
+checkpoint_name = sys.argv[2] if len(sys.argv) > 2 else "checkpoint_000007"
+data_dir = sys.argv[3] if len(sys.argv) > 3 else "data/corpus"
+st = load_checkpoint(f"{d}/{checkpoint_name}")
 
-feats = load_features("data/corpus")
+feats = load_features(data_dir)
 tr, va = split_indices(len(feats.ids), 0.05, 1234)
 cfg = Tacotron2Config.preset("tiny", n_symbols=len(feats.symbols))
 m = Tacotron2(cfg); m.load_state_dict(st["model"])
