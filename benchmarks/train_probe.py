@@ -75,18 +75,12 @@ def validate(model: Tacotron2, loader, loss_fn: Tacotron2Loss, r: int) -> tuple[
 
 
 def save_alignment(alignment: torch.Tensor, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """The alignment picture TensorBoard shows (tuner.plots.plot_alignment), saved as a PNG."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    im = ax.imshow(alignment.T.numpy(), aspect="auto", origin="lower", interpolation="none")
-    ax.set_xlabel("decoder step")
-    ax.set_ylabel("text position")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
+    from tuner.plots import plot_alignment
+
+    fig = plot_alignment(alignment.numpy(), title=title)  # (T_dec, L)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
