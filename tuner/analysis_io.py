@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExperimentNotFoundError", "TrialRecord", "load_trials", "load_interventions"]
+__all__ = ["ExperimentNotFoundError", "TrialRecord", "load_trials", "load_interventions", "read_json_lines"]
 
 
 class ExperimentNotFoundError(ValueError):
@@ -32,9 +32,11 @@ class TrialRecord:
     error: str | None = None
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_json_lines(path: str | Path) -> list[Any]:
+    """The JSON values of a JSON-lines file, oldest first, tolerant of what a running or killed
+    writer leaves: blank lines, a line cut short (skipped) and undecodable bytes (replaced)."""
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         line = line.strip()
         if not line:
             continue
@@ -56,7 +58,7 @@ def load_trials(experiment_dir: str | Path) -> list[TrialRecord]:
         result_file, error_file = d / "result.json", d / "error.txt"
         if not result_file.is_file() and not error_file.is_file():
             continue
-        results = _read_jsonl(result_file) if result_file.is_file() else []
+        results = read_json_lines(result_file) if result_file.is_file() else []
         params = d / "params.json"
         config = json.loads(params.read_text()) if params.is_file() else {}
         trial_id = str(results[0].get("trial_id")) if results and "trial_id" in results[0] \
@@ -78,7 +80,7 @@ def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
     """
     path = Path(experiment_dir) / "interventions.jsonl"
     if path.is_file():
-        return _read_jsonl(path)
+        return read_json_lines(path)
     state = Path(experiment_dir) / "smart_tuner_state.json"
     if state.is_file():
         try:

@@ -37,6 +37,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from tuner.analysis_io import read_json_lines
 from tuner.tracking import numeric_metrics
 
 __all__ = ["MLflowCallback", "default_tracking_uri", "flatten_config"]
@@ -227,11 +228,7 @@ class MLflowCallback(Callback):
         if not path.is_file():
             return 0
         before = len(self._logged)
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line being written right now: next time
-                continue
+        for record in read_json_lines(path):  # a line being written right now: next time
             if isinstance(record, dict) and "trial_id" in record:
                 self.on_intervention(record)
         return len(self._logged) - before
