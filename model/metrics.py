@@ -94,17 +94,19 @@ def diagonality(alignments: Tensor, text_lengths: Tensor, mel_lengths: Tensor, n
     return sum(scores) / len(scores)
 
 
-def _first_fire(gate_logits: Tensor, mel_lengths: Tensor, threshold: float) -> list[tuple[int | None, int]]:
-    """Per utterance: (first real frame where sigmoid(logit) > threshold, or None; real length)."""
+def _first_fire(gate_logits: Tensor, mel_lengths: Tensor,
+                threshold: float) -> list[tuple[int | None, int, float]]:
+    """Per utterance: (first real frame where sigmoid(logit) > threshold, or None; real length n;
+    sigmoid(logit) at the last real frame)."""
     _check_batch("gate_logits", gate_logits, mel_lengths, 2)
     if not 0.0 < threshold < 1.0:
         raise MetricInputError(f"threshold must be in (0, 1), got {threshold!r}; use 0.5")
-    fired = torch.sigmoid(gate_logits.detach().double()) > threshold  # (B, T)
+    probs = torch.sigmoid(gate_logits.detach().double())  # (B, T)
     result = []
-    for row, n in zip(fired, mel_lengths.tolist()):
+    for row, n in zip(probs, mel_lengths.tolist()):
         n = max(1, min(int(n), row.size(0)))
-        hits = row[:n].nonzero()
-        result.append((int(hits[0]) if len(hits) else None, n))
+        hits = (row[:n] > threshold).nonzero()
+        result.append((int(hits[0]) if len(hits) else None, n, float(row[n - 1])))
     return result
 
 
@@ -125,9 +127,8 @@ def gate_accuracy(gate_logits: Tensor, mel_lengths: Tensor, threshold: float = 0
     """
     if not bool(torch.isfinite(gate_logits).all()):
         return float("nan")
-    p = torch.sigmoid(gate_logits.detach().double())  # (B, T)
-    scores = [float(p[b, n - 1]) / threshold if f is None else (f + 1) / n
-              for b, (f, n) in enumerate(_first_fire(gate_logits, mel_lengths, threshold))]
+    scores = [p_end / threshold if f is None else (f + 1) / n
+              for f, n, p_end in _first_fire(gate_logits, mel_lengths, threshold)]
     return sum(scores) / len(scores)
 
 
@@ -143,4 +144,4 @@ def early_stop_fraction(gate_logits: Tensor, mel_lengths: Tensor, threshold: flo
     if not bool(torch.isfinite(gate_logits).all()):
         return float("nan")
     fires = _first_fire(gate_logits, mel_lengths, threshold)
-    return sum(f is not None and f < fraction * n for f, n in fires) / len(fires)
+    return sum(f is not None and f < fraction * n for f, n, _ in fires) / len(fires)
