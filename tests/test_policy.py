@@ -172,3 +172,13 @@ def test_renamed_metrics_flow_through_the_name_map() -> None:
     assert [m.observe(r, LATE).action for r in rows] == ["continue", "continue", "stop"]
     nan = m.observe({"train_loss": 1.0, "val_loss": 1.2, "gn": NAN, "epoch": 4}, LATE)
     assert nan.action == "mutate" and nan.problems[0].step == 4
+
+
+@pytest.mark.parametrize("now, expected", [
+    (EARLY, ["gradient_explosion"]),                          # guarded: only the unambiguous one
+    (LATE, ["attention_collapse", "gradient_explosion"]),     # past the guards: every problem
+])
+def test_acting_problems_respect_the_guards(now: float, expected: list[str]) -> None:
+    rows = [result(1), result(2), result(3), result(4, grad_norm=500.0, attention=0.01)]
+    _, decisions = run(rows, now)
+    assert sorted(p.kind for p in decisions[-1].acting) == expected

@@ -47,6 +47,9 @@ class Decision:
     problems: tuple[Problem, ...]
     healthy: bool                    # no critical problem that counts now (its checkpoint may be rolled
                                      # back to); inside the guards only unambiguous ones count
+    acting: tuple[Problem, ...] = () # what a recovery answers: every problem, or inside the guards only
+                                     # the unambiguous ones (the planner must not "fix" an untrained
+                                     # model's attention or gate)
 
     @property
     def intervenes(self) -> bool:
@@ -90,6 +93,7 @@ class TrialMonitor:
         self.history.append(result)
         problems = tuple(diagnose(self.history, self.cfg))
         guarded = self.guarded(now)
+        acting = tuple(p for p in problems if _unambiguous(p)) if guarded else problems
         critical = [p for p in problems if p.severity == "critical"]
         healthy = not any(not guarded or _unambiguous(p) for p in critical)
         kinds = {p.kind for p in critical}
@@ -98,7 +102,7 @@ class TrialMonitor:
         self._track_best()
         action, reasons = self._decide(problems, now, guarded)
         self.last_action = action
-        return Decision(action, tuple(reasons), problems, healthy)
+        return Decision(action, tuple(reasons), problems, healthy, acting)
 
     def _decide(self, problems: tuple[Problem, ...], now: float, guarded: bool) -> tuple[str, list[str]]:
         rec = self.cfg.training_recovery

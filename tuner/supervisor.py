@@ -45,7 +45,6 @@ from tuner.config import SmartConfig
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, storage_url
-from tuner.rules import Problem
 from tuner.supervisor_state import (STATE_FILE, HealthyCheckpoint, TrialState, check_version,
                                     checkpoint_to_state, read_state, saved_trial_ids,
                                     trial_from_dict, trial_to_dict, write_state)
@@ -82,23 +81,6 @@ def _numbers(result: Mapping[str, Any]) -> dict[str, float]:
     """The numeric entries of a result as floats (NaN/Inf kept; bools, strings, dicts dropped)."""
     return {str(k): float(v) for k, v in result.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def _acting_problems(decision: Decision, guarded: bool) -> tuple[Problem, ...]:
-    """The problems the recovery answers: not those the guards held back.
-
-    While a trial is guarded (young), the policy acts only on unambiguous problems (a non-finite
-    value, or grad.norm above its critical limit); the planner must then not also "fix"
-    attention or gate problems of an untrained model. ``Decision.acting`` wins if the policy
-    provides it.
-    """
-    acting = getattr(decision, "acting", None)
-    if acting is not None:
-        return tuple(acting)
-    if not guarded:
-        return decision.problems
-    return tuple(p for p in decision.problems if p.severity == "critical" and
-                 (not math.isfinite(p.value) or p.kind == "gradient_explosion"))
 
 
 class Supervisor:
@@ -217,8 +199,7 @@ class Supervisor:
         if kind == "mutate" and state.healthy is None:
             kind = "restart"   # nothing healthy to roll back to
         self._tell_outcome(trial_id, state)
-        acting = _acting_problems(decision, state.monitor.guarded(now))
-        new_config = dict(self.planner.propose(trial_id, state.config, acting, kind))
+        new_config = dict(self.planner.propose(trial_id, state.config, decision.acting, kind))
         healthy = state.healthy if kind == "mutate" else None
         if kind == "restart":
             new_config[GENERATION_KEY] = int(state.config.get(GENERATION_KEY, 0)) + 1
