@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuner.errors import UserError
+
 __all__ = ["ExperimentNotFoundError", "TrialRecord", "load_trials", "load_interventions", "read_json_lines"]
 
 
-class ExperimentNotFoundError(ValueError):
+class ExperimentNotFoundError(UserError):
     """The experiment folder is missing or holds no trial results."""
 
 

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from tuner.errors import UserError, user_error_types
 from tuner.search_space import SCHEDULERS
 
 __all__ = ["main", "build_parser", "UsageError"]
@@ -26,7 +27,7 @@ __all__ = ["main", "build_parser", "UsageError"]
 PROG = "smart-tuner"
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """A bad command-line value (one line, names the option and the fix)."""
 
 
@@ -96,24 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean a user mistake (reported in one line, exit 2)."""
-    from tuner.analysis import ExperimentNotFoundError
-    from tuner.config import ConfigError
-    from tuner.search_space import SearchSpaceError
-    from tuner.sweep import SweepError
-
-    errors: list[type[BaseException]] = [UsageError, SearchSpaceError, ConfigError, SweepError,
-                                         ExperimentNotFoundError]
-    for module, name in (("tuner.training.settings", "TrainConfigError"),
-                         ("model.data", "DatasetError"), ("model.text", "UnknownCharacterError")):
-        try:
-            errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):  # that part is not installed: nothing to catch
-            pass
-    return tuple(errors)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 user mistake, 130 interrupted)."""
     args = build_parser().parse_args(argv)
@@ -123,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "analyze": cli_commands.cmd_analyze, "corpus": cli_commands.cmd_corpus}
     try:
         return commands[args.command](args)
-    except _user_errors() as err:
+    except user_error_types() as err:
         message = " ".join(str(err).split("\n")).strip()
         sys.stderr.write(f"{PROG}: error: {message}\n")
         return 2

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from tuner.errors import UserError
+
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
 
 PROBLEM_KINDS: tuple[str, ...] = (
@@ -36,7 +38,7 @@ CONTRACT_METRICS: tuple[str, ...] = (
 ADJUSTMENT_MODES: tuple[str, ...] = ("scale", "shift", "value", "set")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A bad configuration file or value; the message is one line naming file, field, value, fix."""
 
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from tuner.errors import UserError
+
 __all__ = [
     "SearchSpaceError",
     "SearchParam",
@@ -52,7 +54,7 @@ _TOP_KEYS = ("metric", "mode", "num_samples", "max_concurrent", "scheduler", "re
              "build_corpus", "config", "search", "smart_tuner")
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError):
     """A mistake in a search-space file; the message is one line naming file, field and fix."""
 
 

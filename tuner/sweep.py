@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from tuner.errors import UserError
 from tuner.search_space import SCHEDULERS, SearchSpace
 
 __all__ = [
@@ -40,7 +41,7 @@ SWEEP_FILE = "smart_tuner_sweep.json"
 SMART_CONFIG_FILE = "smart_tuner_config.yaml"
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A user mistake about the sweep itself (name taken, unknown name, bad option value)."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.errors import UserError
+
 __all__ = ["DEFAULTS", "DEFAULT_CORPUS_DIR", "TrainConfigError", "TrainSettings", "INJECT_KEYS"]
 
 DEFAULT_CORPUS_DIR = Path.home() / ".cache" / "smart-tuner" / "corpus"
@@ -68,7 +70,7 @@ INJECT_KEYS = frozenset(
 )
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(UserError):
     """A bad value of a known ``train_tts`` config key (one line: key, value, fix)."""
 
 
