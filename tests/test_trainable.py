@@ -164,19 +164,22 @@ def test_restart_generation_ignores_older_checkpoint(
             assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("inject, nan_skips, restored, first_grad_norm_nan", [
-    ({}, 0, 0, False),
-    ({"nan_at_step": 2}, 1, 0, True),
-    ({"nan_params_at_step": 3}, 0, 1, False),
+@pytest.mark.parametrize("inject, nan_skips, restored, first_skipped", [
+    ({}, 0, 0, 0),
+    ({"nan_at_step": 2}, 1, 0, 1),
+    ({"nan_params_at_step": 3}, 0, 1, 0),
 ])
 def test_injected_nan_is_skipped_and_counted(
     base: dict[str, Any], tmp_path: Path, inject: dict[str, int], nan_skips: int, restored: int,
-    first_grad_norm_nan: bool,
+    first_skipped: int,
 ) -> None:
     trainer, session = train(tmp_path, {**base, "inject": inject})
     last = session.reports[-1]
     assert (last["nan_skips"], last["restored_from_nan"]) == (nan_skips, restored)
-    assert math.isnan(session.reports[0]["grad.norm"]) == first_grad_norm_nan
+    first = session.reports[0]
+    # the skipped step is counted, and grad.norm is the norm of the step that was taken
+    assert (first["training.skipped_steps"], first["training.interval_steps"]) == (first_skipped, 2)
+    assert all(math.isfinite(r["grad.norm"]) and r["grad.norm"] > 0 for r in session.reports)
     assert all(math.isfinite(r["training.loss"]) for r in session.reports)
     assert trainer.params_finite()
 

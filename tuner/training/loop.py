@@ -2,14 +2,20 @@
 
 Per step (``step`` counts optimizer steps from the last fresh start):
 1. ``lr = schedule.lr(learning_rate, step)`` on every param group;
-2. forward + ``Tacotron2Loss`` under autocast (CUDA + ``amp`` only), backward (GradScaler for fp16);
+2. forward + ``Tacotron2Loss`` under autocast (``amp`` bf16/fp16 on CUDA or CPU; ``auto`` = bf16 on
+   CUDA, none on CPU), backward (GradScaler for fp16);
 3. ``grad.norm`` = the pre-clip norm returned by ``clip_grad_norm_(params, grad_clip_thresh)``;
-4. a non-finite loss or norm skips the step (``zero_grad``, no optimizer step, ``nan_skips`` + 1);
+4. a non-finite loss or norm skips the step (``zero_grad``, no optimizer step, ``nan_skips`` + 1,
+   ``training.skipped_steps`` + 1); with fp16, a finite loss whose scaled gradients overflowed is
+   GradScaler's routine loss-scale overflow (the scale is lowered): skipped and counted in
+   ``training.overflow_steps`` too, which the explosion rule does not count against the trial;
 5. non-finite parameters after the step -> model, optimizer and scaler go back to the last
    checkpoint in-process (``restored_from_nan`` + 1; step count, data position and RNGs go on, so
    the same batch is not replayed); more than ``max_nan_restores`` between two reports fails
    the trial with ``NonFiniteParametersError``.
-Every ``validation_interval`` steps (and at ``max_steps``): validate, checkpoint, report.
+Every ``validation_interval`` steps (and at ``max_steps``): re-estimate BatchNorm's running
+statistics on ``batchnorm_refresh`` fixed training utterances (evaluate.refresh_batchnorm), validate,
+checkpoint, report.
 
 Restore: the checkpoint's state is loaded, then the trial's *current* config is applied (LR via
 the schedule, weight decay on the param groups, dropout, loss weights, gate threshold, clip
@@ -35,7 +41,7 @@ from model.loss import Tacotron2Loss
 from model.tacotron2 import Tacotron2, Tacotron2Config
 from tuner.training.batches import EpochBatches, isolated_rng
 from tuner.training.checkpoint import FORMAT, capture_rng, from_bytes, load_checkpoint, restore_rng
-from tuner.training.evaluate import ValidationSample, validate
+from tuner.training.evaluate import ValidationSample, refresh_batchnorm, validate
 from tuner.training.faults import FaultInjector
 from tuner.training.helpers import (
     NonFiniteParametersError, config_fingerprint, resolve_device, seed_all, update_best,
@@ -60,8 +66,10 @@ class Trainer:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(settings.device)
-        self.amp = settings.amp if self.device.type == "cuda" else "none"
-        if self.amp == "bf16" and not torch.cuda.is_bf16_supported():
+        self.amp = settings.amp
+        if self.amp == "auto":  # bf16 where it pays (CUDA), full precision on CPU
+            self.amp = "bf16" if self.device.type == "cuda" else "none"
+        if self.amp == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             self.amp = "fp16"
         self.features = load_features(settings.data_dir, cache_dir=settings.cache_dir)
         self.train_idx, self.val_idx = split_indices(
@@ -85,7 +93,7 @@ class Trainer:
             self.model.parameters(), lr=self.s.learning_rate, weight_decay=self.s.weight_decay
         )
         self.criterion = Tacotron2Loss()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.schedule = LRSchedule(
             self.s.lr_schedule, self.s.warmup_steps, self.s.lr_decay_steps, self.s.min_lr_ratio
         )
@@ -157,19 +165,32 @@ class Trainer:
             loader = make_loader(self.features, self.val_idx, self.s.batch_size,
                                  self.model.cfg.n_frames_per_step, shuffle=False, seed=seed)
             self.val_batches = list(loader)
+            self.refresh_batches = self._refresh_batches(seed)
         self.reporter = Reporter(self.session, self.s.tensorboard)
         self.last_good = self.reporter.encode(self.state_dict())
         self.ready = True
+
+    def _refresh_batches(self, seed: int) -> list[Any]:
+        """The fixed training batches BatchNorm's statistics are re-estimated on before validation:
+        ``batchnorm_refresh`` training utterances drawn once with the trial's seed."""
+        n = min(self.s.batchnorm_refresh, len(self.train_idx))
+        if n == 0:
+            return []
+        pick = torch.randperm(len(self.train_idx), generator=torch.Generator().manual_seed(seed))[:n]
+        idx = sorted(self.train_idx[int(i)] for i in pick)
+        return list(make_loader(self.features, idx, self.s.batch_size, self.model.cfg.n_frames_per_step,
+                                shuffle=False, seed=seed))
 
     # ---------------------------------------------------------------- steps
     def _autocast(self) -> AbstractContextManager:
         if self.amp == "none":
             return nullcontext()
         dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
-    def train_step(self, batch: Any) -> tuple[dict[str, float], float]:
-        """One optimizer step (or a skipped one). Returns loss terms and the pre-clip grad norm."""
+    def train_step(self, batch: Any) -> tuple[dict[str, float], float, bool, bool]:
+        """One optimizer step (or a skipped one). Returns loss terms, the pre-clip grad norm,
+        whether the step was skipped and whether that was a GradScaler loss-scale overflow."""
         number = self.step + 1  # the fault injector's 1-based step number
         lr = self.schedule.lr(self.s.learning_rate, self.step)
         for group in self.optimizer.param_groups:
@@ -191,17 +212,19 @@ class Trainer:
         norm = float(torch.nn.utils.clip_grad_norm_(params, self.s.grad_clip_thresh))
         values = {"total": float(loss.detach()), **{k: float(getattr(terms, k).detach()) for k in
                                            ("mel", "mel_postnet", "gate", "guided_attention")}}
-        if math.isfinite(values["total"]) and math.isfinite(norm):
+        skipped = not (math.isfinite(values["total"]) and math.isfinite(norm))
+        overflow = skipped and self.scaler.is_enabled() and math.isfinite(values["total"])
+        if not skipped:
             self.scaler.step(self.optimizer)
         else:
             self.optimizer.zero_grad(set_to_none=True)
             self.nan_skips += 1
-        self.scaler.update()
+        self.scaler.update()  # after an overflow: the scale is lowered (unscale_ saw the inf)
         if self.faults.corrupt_params(number):
             with torch.no_grad():
                 next(self.model.parameters()).view(-1)[0] = math.nan
         self.step += 1
-        return values, norm
+        return values, norm, skipped, overflow
 
     def params_finite(self) -> bool:
         norms = [torch.linalg.vector_norm(p.detach().float()) for p in self.model.parameters()]
@@ -241,6 +264,7 @@ class Trainer:
         """Validate, then report the interval's metrics with a fresh checkpoint."""
         start = time.perf_counter()
         with isolated_rng(self.s.seed):
+            refresh_batchnorm(self.model, self.refresh_batches, self.device, self._autocast)
             val, self.last_sample = validate(self.model, self.criterion, self.val_batches, self.device,
                                              self._autocast, self.s.gate_threshold)
         self.validation_step += 1
@@ -269,8 +293,8 @@ class Trainer:
             batches = iter(self.batches)
             while self.step < self.s.max_steps:
                 start = time.perf_counter()
-                terms, norm = self.train_step(next(batches))
-                stats.add(terms, norm, time.perf_counter() - start)
+                terms, norm, skipped, overflow = self.train_step(next(batches))
+                stats.add(terms, norm, time.perf_counter() - start, skipped, overflow)
                 if not self.params_finite():
                     self.restore_after_nan()
                 if self.step % self.s.validation_interval == 0 or self.step == self.s.max_steps:

@@ -48,13 +48,18 @@ DEFAULTS: dict[str, Any] = {
     "split_seed": 1234,  # train/validation split seed, the same for every trial of a sweep
     "seed": 0,  # weights, dropout and batch order; a restart from scratch uses seed + generation
     "device": "auto",  # "auto" (CUDA when present) | "cpu" | "cuda"
-    "amp": "bf16",  # CUDA only, ignored on CPU: "none" | "bf16" | "fp16" (with a GradScaler)
+    # mixed precision: "auto" (bf16 on CUDA, none on CPU) | "none" | "bf16" | "fp16" (with a
+    # GradScaler); bf16/fp16 given explicitly apply on CPU too (torch's CPU autocast)
+    "amp": "auto",
     "num_threads": None,  # torch threads; None -> the trial's CPU count (Ray), else torch's default
     "reset_attention": False,  # on restore: re-initialise the attention layers
     "lr_restart": False,  # on restore: restart the LR schedule (warm-up again from learning_rate)
     "inject": {},  # fault injection, see tuner/training/faults.py
     "tensorboard": True,  # TensorBoard scalars + validation images in the trial folder
     "max_nan_restores": 5,  # in-process restores after non-finite parameters before the trial fails
+    # training utterances BatchNorm's running statistics are re-estimated on before each validation
+    # (stale statistics doubled young trials' validation loss, BENCHMARKS.md); 0 = off
+    "batchnorm_refresh": 64,
     "_restart_generation": 0,  # set by the scheduler on "restart": newer generation -> fresh start
 }
 
@@ -136,13 +141,14 @@ _INTS: dict[str, int] = {
     "split_seed": 0,
     "seed": 0,
     "max_nan_restores": 0,
+    "batchnorm_refresh": 0,
     "_restart_generation": 0,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "preset": ("tiny", "full"),
     "lr_schedule": ("exponential", "cosine", "constant"),
     "device": ("auto", "cpu", "cuda"),
-    "amp": ("none", "bf16", "fp16"),
+    "amp": ("auto", "none", "bf16", "fp16"),
 }
 _FLAGS = ("reset_attention", "lr_restart", "tensorboard")
 
@@ -180,6 +186,7 @@ class TrainSettings:
     lr_restart: bool
     tensorboard: bool
     max_nan_restores: int
+    batchnorm_refresh: int
     restart_generation: int
     inject: dict[str, float] = field(default_factory=dict)
 

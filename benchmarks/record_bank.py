@@ -1,0 +1,161 @@
+"""The bank of real trajectories: tiny-Tacotron2 runs on the built-in corpus, every report kept.
+
+    python -m benchmarks.record_bank list                 # the runs, their configs and why
+    nice -n 10 python -m benchmarks.record_bank record NAME [--max-steps N] [--data-dir DIR]
+
+``record`` trains one run of ``RUNS`` through ``tuner.training.loop.Trainer`` (the loop of
+``train_tts``) with a ``LocalSession`` (no Ray), one torch thread, and writes
+``benchmarks/bank/<NAME>.json`` after every report (an interrupted run leaves a usable prefix):
+the command, the config, and every report (all metrics, ``training.step``, ``wall_s`` since the
+start) as columns (``keys`` + one row per report, 6 significant digits, null for NaN/inf).
+
+Two things the product loop does not do, for measurement only: ``validation.loss_stale_bn`` is
+the validation loss with BatchNorm's running statistics as training left them (what trials
+reported before ``batchnorm_refresh``), measured just before the refresh; ``train_subset: N``
+keeps only the first N training utterances (real overfitting on a small training set).
+A run whose parameters stay non-finite ends early (``NonFiniteParametersError``): recorded as
+``"ended": "<error>"``. ``label`` and ``expect`` are what the run was meant to probe; what it shows
+is judged from its reports (``benchmarks/bank/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BANK_DIR = Path(__file__).parent / "bank"
+DATA_DIR = "/work/main/data/corpus"
+
+# name -> (label, config over train_tts defaults, what it probes). Healthy runs span the quickstart
+# search space (learning_rate 1e-3..3e-2 log-uniform, dropout 0.05..0.3, guided attention 0.5..5).
+RUNS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "healthy_lr1e-3": ("healthy", {"learning_rate": 1e-3, "dropout": 0.1, "guided_attention_weight": 1.5, "seed": 1},
+                       "low end of the quickstart learning rates"),
+    "healthy_lr2e-3": ("healthy", {"learning_rate": 2e-3, "dropout": 0.2, "guided_attention_weight": 3.0, "seed": 2},
+                       "the train_tts default learning rate"),
+    "healthy_lr4e-3": ("healthy", {"learning_rate": 4e-3, "dropout": 0.3, "guided_attention_weight": 0.8, "seed": 3},
+                       "middle of the range, weak guided attention"),
+    "healthy_lr6e-3": ("healthy", {"learning_rate": 6e-3, "dropout": 0.05, "guided_attention_weight": 4.5, "seed": 4},
+                       "strong guided attention, little dropout"),
+    "healthy_lr1.5e-3": ("healthy", {"learning_rate": 1.5e-3, "dropout": 0.25, "guided_attention_weight": 2.0, "seed": 5},
+                         "another seed and mid values"),
+    "healthy_lr1e-2": ("healthy", {"learning_rate": 1e-2, "dropout": 0.15, "guided_attention_weight": 1.0, "seed": 6},
+                       "upper part of the range, clipping at 5 (may turn out a failure: judged from the reports)"),
+    "probe_lr3e-2_noclip": ("failure", {"learning_rate": 3e-2, "grad_clip_thresh": 1e6, "dropout": 0.1, "seed": 7},
+                            "high learning rate without clipping: explosion"),
+    "probe_no_guided_attention": ("failure", {"learning_rate": 2e-3, "guided_attention_weight": 0.0, "dropout": 0.1,
+                                              "seed": 8}, "guided attention off: attention may never form"),
+    "probe_subset32": ("failure", {"learning_rate": 2e-3, "dropout": 0.0, "weight_decay": 0.0, "train_subset": 32,
+                                   "seed": 9}, "32 training utterances, no dropout: real overfitting"),
+    "probe_gate_weight_0": ("failure", {"learning_rate": 2e-3, "gate_loss_weight": 0.001, "dropout": 0.1, "seed": 10},
+                            "gate loss weight near zero: the gate never learns"),
+    "probe_fp16_cpu": ("probe", {"learning_rate": 2e-3, "amp": "fp16", "dropout": 0.1, "seed": 11},
+                       "fp16 autocast + GradScaler on CPU: fails or not"),
+    "probe_lr1e-1": ("failure", {"learning_rate": 1e-1, "dropout": 0.1, "seed": 12},
+                     "very high learning rate with clipping at 5"),
+}
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.6g}") if math.isfinite(v) else None
+    return v
+
+
+def record(name: str, max_steps: int, interval: int, data_dir: str, out_dir: Path = BANK_DIR) -> Path:
+    """Train run ``name`` and write its reports to ``out_dir/<name>.json`` as they arrive."""
+    import torch
+
+    from tuner.trainable import LocalSession
+    from tuner.training.evaluate import validate
+    from tuner.training.helpers import NonFiniteParametersError
+    from tuner.training.loop import Trainer
+    from tuner.training.settings import TrainSettings
+
+    label, extra, probes = RUNS[name]
+    extra = dict(extra)
+    subset = extra.pop("train_subset", None)
+    torch.set_num_threads(1)
+    config = {"data_dir": str(Path(data_dir).resolve()), "preset": "tiny", "max_steps": max_steps,
+              "validation_interval": interval, "num_threads": 1, "tensorboard": False, "device": "cpu", **extra}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.json"
+    doc: dict[str, Any] = {
+        "name": name, "label": label, "probes": probes, "train_subset": subset, "config": config,
+        "command": f"nice -n 10 python -m benchmarks.record_bank record {name} --max-steps {max_steps} "
+                   f"--interval {interval} --data-dir {data_dir}",
+        "torch": torch.__version__, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "keys": [], "rows": [],
+    }
+    t0 = time.time()
+
+    class Recording(Trainer):
+        def validate_and_report(self, stats: Any) -> dict[str, float]:
+            from tuner.training.batches import isolated_rng
+
+            with isolated_rng(self.s.seed):
+                stale, _ = validate(self.model, self.criterion, self.val_batches, self.device, self._autocast,
+                                    self.s.gate_threshold)
+            self._stale = stale["validation.loss"]
+            return super().validate_and_report(stats)
+
+    def on_report(metrics: dict[str, float], ckpt: Path) -> None:
+        m = {**metrics, "validation.loss_stale_bn": trainer._stale, "wall_s": time.time() - t0}
+        if not doc["keys"]:
+            doc["keys"] = sorted(m)
+        doc["rows"].append([_round(m.get(k)) for k in doc["keys"]])
+        out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        shutil.rmtree(ckpt, ignore_errors=True)  # the bank keeps reports, not weights
+        print(f"[{name}] step {metrics['training.step']:.0f} val {metrics['validation.loss']:.4g} "
+              f"(stale BN {trainer._stale:.4g}) attn {metrics['validation.attention_score']:.3f} "
+              f"gate {metrics['validation.gate_accuracy']:.3f} skipped {metrics['training.skipped_steps']:.0f} "
+              f"{m['wall_s']:.0f}s", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Recording(TrainSettings.from_config(config), LocalSession(tmp, num_cpus=1, on_report=on_report),
+                            config)
+        if subset:
+            trainer.train_idx = trainer.train_idx[:subset]
+        try:
+            trainer.run()
+            doc["ended"] = "finished"
+        except NonFiniteParametersError as err:
+            doc["ended"] = f"NonFiniteParametersError: {err}"
+    doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    return out
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A bank file with its reports as dicts (``doc["reports"]``, NaN for null)."""
+    doc = json.loads(Path(path).read_text())
+    doc["reports"] = [{k: (math.nan if v is None else v) for k, v in zip(doc["keys"], row)} for row in doc["rows"]]
+    return doc
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.record_bank", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="the runs of the bank")
+    rec = sub.add_parser("record", help="train one run and record its reports")
+    rec.add_argument("name", choices=sorted(RUNS))
+    rec.add_argument("--max-steps", type=int, default=2000)
+    rec.add_argument("--interval", type=int, default=50)
+    rec.add_argument("--data-dir", default=DATA_DIR)
+    args = ap.parse_args(argv)
+    if args.cmd == "list":
+        for name, (label, cfg, why) in RUNS.items():
+            print(f"{name:28s} {label:8s} {json.dumps(cfg)}  # {why}")
+        return
+    record(args.name, args.max_steps, args.interval, args.data_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
