@@ -9,11 +9,12 @@ keys are ignored, a bad value of a known key raises ``TrainConfigError``. At eve
 (each ``validation_interval`` steps) the trial reports, as plain floats:
 
 - contract: ``training.loss``, ``validation.loss``, ``grad.norm`` (pre-clip, max over the
-  interval, NaN/inf kept), ``validation.attention_score``, ``validation.gate_accuracy``,
+  interval's taken steps; NaN when none was taken), ``validation.attention_score``, ``validation.gate_accuracy``,
   ``overfitting.gap`` (= validation.loss - training.loss), ``validation.step``;
 - extra: ``grad.norm_mean``, ``training.loss_{mel,mel_postnet,gate,guided_attention}``,
   ``validation.loss_{...}``, ``validation.early_stop_fraction``, ``learning_rate``,
-  ``nan_skips``, ``restored_from_nan``, ``training.step``, ``epoch``, ``restart_generation``,
+  ``nan_skips``, ``restored_from_nan``, ``training.skipped_steps``, ``training.overflow_steps``,
+  ``training.interval_steps`` (tuner/training/stats.py), ``training.step``, ``epoch``, ``restart_generation``,
   ``num_threads``, ``best.validation.loss``, ``best.validation.attention_score``,
   ``training.steps_per_s`` (validation excluded), ``validation.seconds``;
 
