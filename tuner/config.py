@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from tuner import config_legacy
 from tuner.errors import UserError
 
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
@@ -216,6 +217,8 @@ class SmartConfig:
     early_stopping: EarlyStopping
     optuna: OptunaSettings
     metrics: dict[str, str | None] = field(default_factory=dict)   # contract name -> reported name
+    # reported name -> other names accepted for it when a result lacks it (a list in `metrics`)
+    metric_alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def metric_name(self, contract_name: str) -> str | None:
         """The name the trainable reports for `contract_name` (None = not reported)."""
@@ -226,18 +229,35 @@ class SmartConfig:
 def load_config(path: str | Path | None = None) -> SmartConfig:
     """Packaged defaults, with the YAML file at `path` (if any) deep-merged over them."""
     data = _read_yaml(DEFAULTS_PATH)
-    source = str(DEFAULTS_PATH)
-    if path is not None:
-        data = _merge_user(data, _read_yaml(Path(path)))
-        source = str(path)
-    return _build_config(data, source)
+    if path is None:
+        return _build_config(data, str(DEFAULTS_PATH))
+    return _build_user(data, _read_yaml(Path(path)), str(path))
 
 
 def config_from_dict(d: Mapping[str, Any], source: str = "<dict>") -> SmartConfig:
     """The packaged defaults with the nested dict `d` deep-merged over them."""
     if not isinstance(d, Mapping):
         raise ConfigError(f"config must be a mapping, got {type(d).__name__} in {source}")
-    return _build_config(_merge_user(_read_yaml(DEFAULTS_PATH), d), source)
+    return _build_user(_read_yaml(DEFAULTS_PATH), d, source)
+
+
+def current_layout(user: Mapping[str, Any], source: str, announce: bool = True) -> dict[str, Any]:
+    """`user` with its Smart Tuner V2 keys rewritten into today's (config_legacy.py), not validated."""
+    user, lines, _ = config_legacy.from_v2(user, _read_yaml(DEFAULTS_PATH), source, ConfigError)
+    if announce:
+        config_legacy.announce(lines)
+    return user
+
+
+def _build_user(defaults: dict[str, Any], user: Mapping[str, Any], source: str) -> SmartConfig:
+    """`user` (today's layout or Smart Tuner V2's, see config_legacy.py) over `defaults`, built;
+    prints one line per V2 key saying what it became."""
+    user, lines, origins = config_legacy.from_v2(user, defaults, source, ConfigError)
+    config_legacy.announce(lines)
+    try:
+        return _build_config(_merge_user(defaults, user), source)
+    except ConfigError as exc:
+        raise ConfigError(config_legacy.explain(str(exc), origins)) from None
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,7 +318,7 @@ def _build_config(data: Mapping[str, Any], source: str) -> SmartConfig:
         cfg,
         training_recovery=dataclasses.replace(
             cfg.training_recovery, actions=_build_actions(actions, source)),
-        metrics=_build_metrics(metrics, source),
+        **_build_metrics(metrics, source),
     )
 
 
@@ -333,7 +353,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         else:
             kwargs[key] = _convert(value, hint, where, source)
             _check_range(kwargs[key], value, fields[key].metadata, where, source)
-    filled_later = ("actions", "metrics")     # built by _build_actions / _build_metrics
+    filled_later = ("actions", "metrics", "metric_alternatives")   # by _build_actions / _build_metrics
     missing = [f.name for f in fields.values() if f.name not in kwargs and f.name not in filled_later]
     if missing:
         raise ConfigError(f"missing key {prefix}{missing[0]} in {source}; add it (see tuner/config.yaml)")
@@ -383,14 +403,20 @@ def _check_range(value: Any, raw: Any, metadata: Mapping[str, Any], where: str, 
             raise ConfigError(f"{where} must be {symbol} {bound}, got {raw!r} in {source}")
 
 
-def _build_metrics(data: Any, source: str) -> dict[str, str | None]:
+def _build_metrics(data: Any, source: str) -> dict[str, Any]:
+    """SmartConfig's `metrics` and `metric_alternatives` (a list value: first name, then others)."""
     data = _mapping(data, "metrics", source)
     out: dict[str, str | None] = {name: name for name in CONTRACT_METRICS}
+    alternatives: dict[str, tuple[str, ...]] = {}
     for key, value in data.items():
         if key not in CONTRACT_METRICS:
             raise _unknown(key, CONTRACT_METRICS, "metrics.", source)
-        out[key] = _convert(value, str | None, f"metrics.{key}", source)
-    return out
+        names = value if isinstance(value, list) and value else [value]
+        names = [_convert(v, str | None if len(names) == 1 else str, f"metrics.{key}", source) for v in names]
+        out[key] = names[0]
+        if len(names) > 1:
+            alternatives[names[0]] = tuple(names[1:])
+    return {"metrics": out, "metric_alternatives": alternatives}
 
 
 _ADJUSTMENT_KEYS = ("scale", "shift", "value", "set", "log", "min", "max", "integer", "default")
@@ -446,6 +472,7 @@ def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustm
 __all__ = [
     "Adjustment", "AttentionRule", "ConfigError", "DegradationRule", "Diagnostics", "EarlyStopping",
     "GateRule", "GradientRule", "OptunaSettings", "OverfittingRule", "SmartConfig", "StagnationRule",
-    "TrainingRecovery", "ValidationLossRule", "config_from_dict", "deep_merge", "load_config",
+    "TrainingRecovery", "ValidationLossRule", "config_from_dict", "current_layout", "deep_merge",
+    "load_config",
     "CONTRACT_METRICS", "PROBLEM_KINDS",
 ]

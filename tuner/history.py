@@ -51,11 +51,14 @@ class History:
     """
 
     def __init__(self, maxlen: int = 200, names: Mapping[str, str | None] | None = None,
-                 keep: Iterable[str] | None = None) -> None:
+                 keep: Iterable[str] | None = None,
+                 alternatives: Mapping[str, Iterable[str]] | None = None) -> None:
         if maxlen < 1:
             raise ValueError(f"History maxlen must be >= 1, got {maxlen!r}")
         self.maxlen = maxlen
         self.names: dict[str, str | None] = dict(names or {})
+        # reported name -> other names stored under it when a result lacks it (config `metrics` list)
+        self.alternatives = {k: tuple(v) for k, v in (alternatives or {}).items()}
         self.keep: frozenset[str] | None = None if keep is None else frozenset(keep)
         self.last_reported: tuple[str, ...] = ()      # every key of the latest result, for errors
         self._results: deque[dict[str, float]] = deque(maxlen=maxlen)
@@ -69,7 +72,8 @@ class History:
         """The window a TrialMonitor keeps: the mapped metrics and the early-stopping metric only."""
         keep = {n for n in cfg.metrics.values() if n is not None}
         keep.add(cfg.metric_name(cfg.early_stopping.metric) or cfg.early_stopping.metric)
-        return cls(cfg.diagnostics.history_size, cfg.metrics, keep)
+        keep.update(n for names in cfg.metric_alternatives.values() for n in names)
+        return cls(cfg.diagnostics.history_size, cfg.metrics, keep, cfg.metric_alternatives)
 
     @classmethod
     def from_results(cls, results: Iterable[Mapping[str, Any]], cfg: SmartConfig | None = None,
@@ -77,7 +81,7 @@ class History:
         """A History holding `results` (oldest first); window size and name map from `cfg`."""
         results = list(results)
         size = maxlen or (cfg.diagnostics.history_size if cfg else max(len(results), 1))
-        history = cls(size, cfg.metrics if cfg else None)
+        history = cls(size, cfg.metrics if cfg else None, None, cfg.metric_alternatives if cfg else None)
         for result in results:
             history.append(result)
         return history
@@ -87,6 +91,10 @@ class History:
         self.last_reported = tuple(str(k) for k in result)
         items = result.items() if self.keep is None else ((k, result[k]) for k in self.keep if k in result)
         clean = {str(k): f for k, v in items if (f := _as_float(v)) is not None}
+        for name, others in self.alternatives.items():
+            other = next((o for o in others if o in clean), None)
+            if name not in clean and other is not None:
+                clean[name] = clean[other]
         self._results.append(clean)
         self._columns.clear()
         self.total_reports += 1

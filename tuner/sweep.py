@@ -98,13 +98,13 @@ def smart_config(space_overrides: dict[str, Any], config_path: str | None) -> tu
     Order: packaged tuner/config.yaml <- the search space's ``smart_tuner`` section <- ``--config``.
     A bad ``--config`` file raises ConfigError naming that file.
     """
-    from tuner.config import config_from_dict, deep_merge, load_config
+    from tuner.config import config_from_dict, current_layout, deep_merge, load_config
 
-    overrides = dict(space_overrides)
+    overrides = current_layout(space_overrides, "search space smart_tuner section")
     if config_path is not None:
-        load_config(config_path)  # validates the file on its own, errors name it
+        load_config(config_path)  # validates the file on its own, errors name it, V2 keys announced
         user = yaml.safe_load(Path(config_path).read_text()) or {}
-        overrides = deep_merge(overrides, user)
+        overrides = deep_merge(overrides, current_layout(user, config_path, announce=False))
     return config_from_dict(overrides, source="search space smart_tuner section"
                             + (f" + {config_path}" if config_path else "")), overrides
 
