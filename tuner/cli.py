@@ -8,7 +8,10 @@
     smart-tuner corpus DIR [--n N] [--seed S]   # build the built-in speech corpus (LJSpeech layout)
 
 User mistakes (missing or bad file, bad option value, a name already taken) print one line
-``smart-tuner: error: ...`` on stderr and exit with status 2, without a traceback. This is the only
+``smart-tuner: error: ...`` on stderr and exit with status 2, without a traceback. ``tune`` and
+``resume`` exit 0 when every trial finished, recovered or was stopped by a rule, 1 when a trial
+errored or diverged (the last lines name them and their error files), 130 when interrupted
+(Ctrl+C: Ray saves the state; the last line gives the ``smart-tuner resume`` command). This is the only
 module that touches global state (Ray's local instance via Tuner.fit, the process exit code).
 """
 
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 user mistake, 130 interrupted)."""
+    """Entry point; returns the exit status (0 ok, 1 a trial failed, 2 user mistake, 130
+    interrupted)."""
     args = build_parser().parse_args(argv)
     from tuner import cli_commands
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import yaml
 
 from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner, default_name,
                          ensure_dataset, resolve_storage, restore_tuner, smart_config)
+from tuner.sweep_exit import closing_lines, exit_status, hide_ray_restore_hint, trial_ends
 
 __all__ = ["cmd_tune", "cmd_resume", "cmd_analyze", "cmd_corpus", "print_summary"]
 
@@ -56,9 +59,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         (experiment_dir / SMART_CONFIG_FILE).write_text(yaml.safe_dump(overrides, sort_keys=False))
     print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
           f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
-    tuner.fit()
-    print_summary(settings, cfg)
-    return 0
+    hide_ray_restore_hint()
+    result = tuner.fit()
+    return _finish(settings, result.experiment_path, cfg)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -72,9 +75,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if settings.storage != storage:  # the folder was moved: follow it
         settings = SweepSettings(**{**settings.__dict__, "storage": storage})
     print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
-    restore_tuner(settings).fit()
-    print_summary(settings)
-    return 0
+    hide_ray_restore_hint()
+    result = restore_tuner(settings).fit()
+    return _finish(settings, result.experiment_path)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -106,16 +109,38 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(settings: SweepSettings, cfg: Any | None = None) -> None:
-    """Summary table, report location, and the MLflow / TensorBoard commands.
+def _finish(settings: SweepSettings, experiment_path: str, cfg: Any | None = None) -> int:
+    """Summary, then the closing lines (failed trials, resume command); the exit status
+    (tuner/sweep_exit.py: 0 ok, 1 a trial errored or diverged, 130 interrupted)."""
+    from tuner.analysis import ExperimentNotFoundError
+
+    ends = trial_ends(experiment_path)
+    try:
+        analysis = print_summary(settings, cfg, interrupted={e.trial_id for e in ends if e.unfinished})
+        outcomes = {t.trial_id: t.outcome for t in analysis.trials}
+        ends = [dataclasses.replace(e, outcome=outcomes.get(e.trial_id)) for e in ends]
+    except ExperimentNotFoundError:  # interrupted before any trial reported
+        print("\nno trial has reported a result yet")
+    for line in closing_lines(ends, settings.name, settings.storage):
+        print(line)
+    return exit_status(ends)
+
+
+def print_summary(settings: SweepSettings, cfg: Any | None = None,
+                  interrupted: Collection[str] = ()) -> Any:
+    """Summary table, report location, and the MLflow / TensorBoard commands; the Analysis.
 
     ``cfg``: the SmartConfig the sweep ran with (default: the one saved in the experiment folder).
+    ``interrupted``: ids of the trials an interruption left unfinished (outcome "interrupted").
     """
     from tuner.analysis import analyze
     from tuner.analysis_report import summary_table, write_report
 
     experiment_dir = settings.experiment_dir
     analysis = analyze(experiment_dir, cfg)
+    for trial in analysis.trials:
+        if trial.trial_id in interrupted:
+            trial.outcome = "interrupted"
     report = write_report(analysis)
     print()
     print(summary_table(analysis))
@@ -129,3 +154,4 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None) -> None:
     print(f"report:      {report}")
     print(f"MLflow:      mlflow ui --backend-store-uri {settings.tracking_uri}")
     print(f"TensorBoard: tensorboard --logdir {experiment_dir}")
+    return analysis

@@ -1,0 +1,129 @@
+"""Exit status of real `smart-tuner tune` runs: 1 when every trial crashes, 130 on SIGINT.
+
+Real local Ray Tune, a tiny model on the 24-utterance test corpus. The pure logic (which status,
+which closing lines) is tested by tables in tests/test_sweep_exit.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = """
+num_samples: 1
+max_concurrent: 1
+scheduler: {scheduler}
+config:
+  data_dir: {corpus}
+  cache_dir: {cache}
+  preset: tiny
+  model: {{decoder_rnn_dim: 64, attention_rnn_dim: 64, postnet_embedding_dim: 32, prenet_dim: 32}}
+  batch_size: 4
+  max_steps: {max_steps}
+  validation_interval: 2
+  num_threads: 1
+  device: cpu
+  tensorboard: false
+{extra}
+search:
+  seed: {{randint: [0, 1000]}}
+"""
+
+
+def _space(tmp_path: Path, corpus_dir: Path, **kw: object) -> str:
+    values = {"scheduler": "fifo", "max_steps": 10, "extra": "", **kw}
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE.format(corpus=corpus_dir, cache=tmp_path / "cache", **values))
+    return str(path)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(400)
+def test_sweep_whose_trials_all_crash_exits_1_naming_the_error_files(
+        tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    from tests.e2e_helpers import start_local_ray
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # NaN weights after step 1 and no in-process restore allowed: every attempt raises.
+    space = _space(tmp_path, corpus_dir, extra="  max_nan_restores: 0\n"
+                                              "  inject: {nan_params_at_step: 1}")
+    start_local_ray()
+    try:
+        code = main(["tune", "--search-space", space, "--storage", str(tmp_path / "runs"),
+                     "--name", "crash"])
+    finally:
+        ray.shutdown()
+    out = capsys.readouterr().out
+    assert code == 1
+    last = out.strip().splitlines()[-2:]
+    assert last[0].startswith("trial ") and " errored: " in last[0]
+    error_file = Path(last[0].split(" errored: ", 1)[1])
+    assert error_file.is_file() and error_file.parent.parent == tmp_path / "runs" / "crash"
+    assert "NonFiniteParametersError" in error_file.read_text()
+    assert last[1] == "1 of 1 trials failed (exit status 1)"
+    assert "crashed" in out
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(400)
+def test_sigint_saves_state_exits_130_and_prints_the_resume_command(
+        tmp_path: Path, corpus_dir: Path) -> None:
+    space = _space(tmp_path, corpus_dir, scheduler="smart", max_steps=100000)
+    storage = tmp_path / "runs"
+    exp = storage / "stop"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AIR_NEW_OUTPUT": "0"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuner.cli", "tune", "--search-space", space, "--storage",
+             str(storage), "--name", "stop"], stdout=out, stderr=subprocess.STDOUT, env=env,
+            cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 300
+            while not any(p.stat().st_size for p in exp.glob("*/result.json")):  # a first report
+                assert proc.poll() is None, (tmp_path / "out.txt").read_text()[-3000:]
+                assert time.monotonic() < deadline, "no trial reported within 300 s"
+                time.sleep(1)
+            sweep_file = (exp / "smart_tuner_sweep.json").read_bytes()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = (tmp_path / "out.txt").read_text()
+    assert code == 130, text[-3000:]
+    assert "Tuner.restore" not in text
+    lines = text.splitlines()
+    # The summary's closing line (Ray's workers may still log after it: they are not ours).
+    tensorboard = next(i for i, line in enumerate(lines) if line.startswith("TensorBoard: "))
+    assert lines[tensorboard + 1] == (f"interrupted: 1 of 1 trials unfinished ({_trial_id(exp)}); "
+                                      f"the state is saved, continue with "
+                                      f"`smart-tuner resume stop --storage {storage}`")
+    assert any(line.rstrip().endswith(" interrupted") for line in lines[:tensorboard])
+    # Ray's experiment state (what `resume` reads) was saved with the trial unfinished, the
+    # sweep file left as it was.
+    from ray.tune import ExperimentAnalysis
+
+    (trial,) = ExperimentAnalysis(str(exp)).trials
+    assert trial.status in ("PENDING", "RUNNING", "PAUSED")  # unfinished: resume continues it
+    assert (exp / "smart_tuner_sweep.json").read_bytes() == sweep_file
+
+
+def _trial_id(exp: Path) -> str:
+    import json
+
+    (result,) = exp.glob("*/result.json")
+    return json.loads(result.read_text().splitlines()[0])["trial_id"]
