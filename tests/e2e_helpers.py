@@ -177,7 +177,7 @@ def _driver(argv: list[str]) -> None:
     mode, storage, name, log_dir, out = argv
     start_local_ray()
     if mode == "fit":
-        space = {"learning_rate": tune.grid_search([0.1, 0.5]), "max_steps": 14, "sleep": 0.25,
+        space = {"learning_rate": tune.grid_search([0.1, 0.5, 0.2]), "max_steps": 14, "sleep": 0.25,
                  "explode_lr": 0.3, "explode_after": 3, "log_dir": log_dir}
         grid, _ = run_sweep(storage, name, space)
     else:

@@ -107,13 +107,20 @@ def test_missing_experiment(tmp_path: Path, make, expected: str) -> None:
         load_trials(make(tmp_path))
 
 
-def test_interventions_from_scheduler_state_when_jsonl_missing(experiment: Path) -> None:
+@pytest.mark.parametrize("journal", [True, False])
+def test_interventions_from_scheduler_state_when_jsonl_missing(experiment: Path,
+                                                               journal: bool) -> None:
     from tuner.analysis import load_interventions
+    from tuner.supervisor_state import StateJournal, header_record, intervention_record
 
     jsonl = experiment / "interventions.jsonl"
     records = load_interventions(experiment)
-    (experiment / "smart_tuner_state.json").write_text(json.dumps({"version": 1, "trials": {},
-                                                                   "interventions": records}))
+    if journal:
+        StateJournal(experiment).rewrite([header_record({}),
+                                          *(intervention_record(r) for r in records)])
+    else:   # the whole-state file of earlier versions
+        (experiment / "smart_tuner_state.json").write_text(json.dumps(
+            {"version": 1, "trials": {}, "interventions": records}))
     jsonl.unlink()
     assert load_interventions(experiment) == records
     assert {t.trial_id: t.outcome for t in analyze(experiment).trials}["boom"] == "recovered"

@@ -7,8 +7,10 @@
    With a ConcurrencyLimiter letting more trials wait than run, the mutated trial resumes on
    the slot it freed, before any trial that had not started yet.
 2. A trial that crashes once is retried (FailureConfig) with batch_size halved.
-3. The driver process is killed (SIGKILL) mid-sweep after an intervention; Tuner.restore in a new
-   process keeps the intervention and the recovery budget and the sweep finishes healthy.
+3. The driver process is killed (SIGKILL) mid-sweep after an intervention, restored in a new
+   process, killed again once that run has journaled a trial's end, and restored again: nothing
+   either run recorded is lost (interventions, budgets, finished trials, planner outcomes) and
+   the sweep finishes healthy.
 4. (slow) The real tiny Tacotron2 ``train_tts`` with an injected gradient explosion is rolled
    back one validation, its learning rate at least halved, and finishes healthy.
 """
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +33,8 @@ from ray import tune  # noqa: E402
 
 from tests.e2e_helpers import read_step_log, run_sweep, start_local_ray  # noqa: E402
 from tuner.interventions import read_jsonl  # noqa: E402
-from tuner.supervisor import INTERVENTIONS_FILE, STATE_FILE  # noqa: E402
+from tuner.supervisor import INTERVENTIONS_FILE  # noqa: E402
+from tuner.supervisor_state import read_state  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -141,37 +145,81 @@ def _kill_group(proc: subprocess.Popen, tmp_path: Path) -> None:
             continue
 
 
-def test_restore_after_the_driver_is_killed_keeps_interventions_and_budgets(tmp_path: Path) -> None:
+def _wait_for(proc: subprocess.Popen, err: Path, done: Any, what: str, seconds: float = 200) -> None:
+    """Poll ``done()`` every 0.2 s while the driver runs; fail naming ``what`` at the deadline."""
+    deadline = time.time() + seconds
+    while not done():
+        assert proc.poll() is None, f"driver ended before {what}: " + err.read_text()[-3000:]
+        assert time.time() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.2)
+
+
+def _finished(state: dict | None) -> set[str]:
+    return set() if state is None else {t for t, s in state["trials"].items() if s["finished"]}
+
+
+def _assert_kept(old: dict, new: dict) -> None:
+    """Everything recorded in ``old`` is still in ``new``: interventions (in order, not
+    repeated), finished flags, recovery budgets spent, results seen, planner outcomes told."""
+    assert new["interventions"][:len(old["interventions"])] == old["interventions"]
+    for tid, trial in old["trials"].items():
+        later = new["trials"][tid]
+        assert later["finished"] or not trial["finished"], f"trial {tid} no longer finished"
+        assert later["monitor"]["recoveries"] >= trial["monitor"]["recoveries"]
+        assert later["monitor"]["history"]["total_reports"] >= \
+            trial["monitor"]["history"]["total_reports"]
+    told = set(old["trials"]) - set(old["planner"]["pending"])
+    assert not told & set(new["planner"]["pending"]), "a told outcome is pending again"
+
+
+@pytest.mark.timeout(600)   # three drivers, each starting Ray: minutes on a loaded machine
+def test_kill_resume_kill_resume_loses_nothing(tmp_path: Path) -> None:
+    """Three trials (learning rates 0.1, 0.5, 0.2; 0.5 explodes at validation 3) on 2 CPUs. The
+    driver is SIGKILLed after the intervention, restored, SIGKILLed again once the restored run
+    has journaled a trial's end, and restored again: the journal read after each kill is kept
+    whole by the next run (Ray's restore syncs the folder's *.json files back, not *.jsonl)."""
     exp_dir = tmp_path / "results" / "killed"
     proc = _driver("fit", tmp_path)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and not (exp_dir / INTERVENTIONS_FILE).exists():
-            assert proc.poll() is None, (tmp_path / "fit.err").read_text()[-3000:]
-            time.sleep(0.2)
+        _wait_for(proc, tmp_path / "fit.err", lambda: (exp_dir / INTERVENTIONS_FILE).exists(),
+                  "intervention")
         time.sleep(0.5)
     finally:
         _kill_group(proc, tmp_path)
     before = read_jsonl(exp_dir / INTERVENTIONS_FILE)
     assert [i.action for i in before] == ["mutate"]
     assert not (tmp_path / "fit.json").exists()   # killed mid-sweep
+    first = read_state(exp_dir)
 
     proc = _driver("restore", tmp_path)
     try:
-        assert proc.wait(timeout=150) == 0, (tmp_path / "restore.err").read_text()[-3000:]
+        _wait_for(proc, tmp_path / "restore.err",
+                  lambda: _finished(read_state(exp_dir)) - _finished(first), "trial end journaled")
+    finally:
+        _kill_group(proc, tmp_path)
+    second = read_state(exp_dir)
+    assert _finished(second) - _finished(first)            # the restored run recorded an end
+    assert len(_finished(second)) < 3 and not (tmp_path / "restore.json").exists()
+    _assert_kept(first, second)
+
+    proc = _driver("restore", tmp_path)
+    try:
+        assert proc.wait(timeout=200) == 0, (tmp_path / "restore.err").read_text()[-3000:]
     finally:
         _kill_group(proc, tmp_path)
     summary = json.loads((tmp_path / "restore.json").read_text())
-    assert all(r["error"] is None for r in summary)
-    assert sorted(r["config"]["learning_rate"] for r in summary)[0] <= 0.25   # the mutated one
+    assert len(summary) == 3 and all(r["error"] is None for r in summary)
     assert all(r["metrics"]["validation.step"] == 14 and r["metrics"]["grad.norm"] < 100
                for r in summary)
-    after = read_jsonl(exp_dir / INTERVENTIONS_FILE)
-    assert after == before                       # not lost, and not repeated
-    state = json.loads((exp_dir / STATE_FILE).read_text())
-    assert len(state["interventions"]) == 1
-    budgets = {tid: t["monitor"]["recoveries"] for tid, t in state["trials"].items()}
-    assert budgets[before[0].trial_id] == 1 and sorted(budgets.values()) == [0, 1]
+    final = read_state(exp_dir)
+    _assert_kept(second, final)
+    assert _finished(final) == set(final["trials"]) and len(final["trials"]) == 3
+    assert read_jsonl(exp_dir / INTERVENTIONS_FILE) == before   # not lost, and not repeated
+    assert len(final["interventions"]) == 1 and final["planner"]["pending"] == {}
+    mutated = before[0].trial_id
+    assert final["trials"][mutated]["config"]["learning_rate"] <= 0.25
+    budgets = {tid: t["monitor"]["recoveries"] for tid, t in final["trials"].items()}
+    assert budgets[mutated] == 1 and sorted(budgets.values()) == [0, 0, 1]
 
 
 @pytest.mark.slow

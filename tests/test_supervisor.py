@@ -17,7 +17,8 @@ import pytest
 from tests.e2e_helpers import _metrics
 from tuner.config import config_from_dict
 from tuner.interventions import read_jsonl
-from tuner.supervisor import STATE_FILE, Supervisor
+from tuner.supervisor import JOURNAL_FILE, Supervisor
+from tuner.supervisor_state import LEGACY_STATE_FILE, fold
 
 CFG = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
                         "optuna": {"seed": 0}})
@@ -166,7 +167,7 @@ def test_interventions_jsonl_listeners_and_state_file(sup: Supervisor) -> None:
     folder = sup.experiment_dir
     assert [i.action for i in read_jsonl(folder / "interventions.jsonl")] == ["mutate", "restart"]
     assert heard == sup.interventions
-    saved = json.loads((folder / STATE_FILE).read_text())
+    saved = fold(folder / JOURNAL_FILE)
     assert set(saved["trials"]) == {"a", "b"} and len(saved["interventions"]) == 2
     assert Supervisor.saved_trial_ids(folder) == {"a", "b"}
     assert (folder / "recovery.db").is_file()
@@ -187,6 +188,85 @@ def test_state_round_trip(sup: Supervisor, tmp_path: Path) -> None:
     next_a = [s.on_result("a", config, _result(5, "boom"), None, 5.0) for s in (sup, other)]
     assert next_a[0].kind == next_a[1].kind == "mutate"
     assert next_a[0].checkpoint == next_a[1].checkpoint == "/ckpt/a/4"
+
+
+def _lines(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / JOURNAL_FILE).read_text().splitlines()]
+
+
+def test_journal_appends_only_what_changed(sup: Supervisor) -> None:
+    """After the first (snapshot) write, an intervention appends its record and one line for its
+    trial; a completion appends one line; other trials are not rewritten."""
+    folder = sup.experiment_dir
+    for trial in ("a", "b", "c"):
+        _run(sup, ["ok"], trial=trial)
+        sup.on_complete(trial)
+    before = _lines(folder)
+    _run(sup, ["ok", "boom"], trial="d")
+    added = _lines(folder)[len(before):]
+    assert _lines(folder)[:len(before)] == before        # nothing rewritten
+    assert [(r["kind"], r.get("id")) for r in added] == [("intervention", None), ("trial", "d")]
+    assert added[1]["planner"]["pending"] is not None     # the planner's open proposal for d
+    sup.on_complete("d")
+    last = _lines(folder)[-1]
+    assert (last["kind"], last["id"], last["state"]["finished"]) == ("trial", "d", True)
+    assert last["planner"]["pending"] is None             # its outcome was told at completion
+
+
+def test_journal_is_compacted(sup: Supervisor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tuner.supervisor_state.COMPACT_MIN_LINES", 10)
+    folder = sup.experiment_dir
+    for step in range(1, 30):   # one trial, saved after every result
+        sup.on_result("a", CONFIG, _result(step, "ok"), None, float(step))
+        sup.save()
+    lines = _lines(folder)
+    assert [r["kind"] for r in lines[:2]] == ["header", "trial"] and len(lines) <= 11
+    assert fold(folder / JOURNAL_FILE)["trials"]["a"]["monitor"]["history"]["total_reports"] == 29
+
+
+def test_load_compacts_and_keeps_everything(sup: Supervisor, tmp_path: Path) -> None:
+    _run(sup, ["ok", "ok", "boom", "ok"], trial="a")
+    for _ in range(3):
+        _run(sup, ["ok"], trial="b")
+        sup.save()                           # b journaled three times, a once since its mutate
+    other = Supervisor(CFG, tmp_path / "exp", echo=False)
+    assert other.load() is True
+    assert [r["kind"] for r in _lines(tmp_path / "exp")] == [
+        "header", "trial", "trial", "intervention"]
+    assert json.dumps(other.state_dict(), sort_keys=True) == json.dumps(sup.state_dict(),
+                                                                         sort_keys=True)
+
+
+def test_a_torn_last_line_is_skipped(sup: Supervisor, tmp_path: Path,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    _run(sup, ["ok", "boom"], trial="a")
+    path = tmp_path / "exp" / JOURNAL_FILE
+    whole = path.read_text()
+    with open(path, "a") as f:
+        f.write('{"kind": "trial", "id": "a", "sta')     # the driver was killed mid-write
+    other = Supervisor(CFG, tmp_path / "exp", echo=False)
+    assert other.load() is True and other.interventions == sup.interventions
+    assert f"{path} line {whole.count(chr(10)) + 1} is not complete JSON" in caplog.text
+    assert "sta" not in path.read_text().splitlines()[-1][-5:]   # compacted: the torn line gone
+
+
+def test_an_earlier_versions_state_file_is_resumed(sup: Supervisor, tmp_path: Path) -> None:
+    _run(sup, ["ok", "ok", "boom"], trial="a")
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / LEGACY_STATE_FILE).write_text(json.dumps(sup.state_dict()))
+    assert Supervisor.saved_trial_ids(folder) == {"a"}
+    other = Supervisor(CFG, folder, echo=False)
+    assert other.load() is True and other.interventions == sup.interventions
+    assert other.recoveries("a") == 1 and (folder / JOURNAL_FILE).is_file()
+
+
+def test_a_new_sweep_replaces_a_journal_it_did_not_load(sup: Supervisor, tmp_path: Path) -> None:
+    _run(sup, ["ok", "boom"], trial="old")
+    fresh = Supervisor(CFG, tmp_path / "exp", echo=False)
+    _run(fresh, ["ok"], trial="new")
+    fresh.on_complete("new")
+    assert Supervisor.saved_trial_ids(tmp_path / "exp") == {"new"}
 
 
 @pytest.mark.parametrize("state, message", [({"version": 7}, "version 7")])

@@ -12,9 +12,10 @@ import pytest
 from tests.e2e_helpers import _metrics
 from tuner.config import config_from_dict
 from tuner.policy import TrialMonitor
-from tuner.supervisor_state import (STATE_FILE, HealthyCheckpoint, TrialState, check_version,
-                                    checkpoint_to_state, read_state, saved_trial_ids,
-                                    trial_from_dict, trial_to_dict, write_state)
+from tuner.supervisor_state import (JOURNAL_FILE, LEGACY_STATE_FILE, HealthyCheckpoint,
+                                    StateJournal, TrialState, check_version, checkpoint_to_state,
+                                    fold, header_record, intervention_record, read_state,
+                                    saved_trial_ids, trial_from_dict, trial_record, trial_to_dict)
 
 CFG = config_from_dict({})
 
@@ -69,10 +70,41 @@ def test_check_version(state: dict, ok: bool) -> None:
             check_version(state)
 
 
-def test_write_read_and_trial_ids(tmp_path: Path) -> None:
+def test_journal_folds_to_the_latest_line_per_trial(tmp_path: Path) -> None:
     folder = tmp_path / "exp"
     assert read_state(folder) is None and saved_trial_ids(folder) == set()
-    path = write_state(folder, {"version": 1, "trials": {"a": {}, "b": {"config": {"p": Path("/x")}}}})
-    assert path == folder / STATE_FILE and not list(folder.glob("*.tmp"))
-    assert read_state(folder)["trials"] == {"a": {}, "b": {"config": {"p": "/x"}}}
+    journal = StateJournal(folder)
+    journal.rewrite([header_record({"storage": None, "study_name": "s"})])
+    first, second = _state(True, 1.0), _state(True, 2.0)
+    journal.append([trial_record("a", first, 3, 4.5), intervention_record({"trial_id": "a"})])
+    journal.append([trial_record("b", first, None, None), trial_record("a", second, None, None)])
+    assert journal.lines == 5 and not list(folder.glob("*.tmp"))
+    state = read_state(folder)
+    assert state["trials"]["a"]["last_loss"] == 2.0 and set(state["trials"]) == {"a", "b"}
+    assert state["interventions"] == [{"trial_id": "a"}]
+    assert state["planner"] == {"pending": {}, "baselines": {}}    # a's outcome was told
+    assert state["study"] == {"storage": None, "study_name": "s"}
     assert saved_trial_ids(folder) == {"a", "b"}
+    check_version(state)
+
+
+def test_journal_header_of_another_format_is_refused(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL_FILE).write_text(json.dumps({"kind": "header", "format": 9}) + "\n")
+    with pytest.raises(ValueError, match=f"{JOURNAL_FILE}: journal format 9 is not supported"):
+        fold(tmp_path / JOURNAL_FILE)
+
+
+def test_the_journal_wins_over_an_earlier_versions_file(tmp_path: Path) -> None:
+    (tmp_path / LEGACY_STATE_FILE).write_text(json.dumps({"version": 1, "trials": {"old": {}}}))
+    assert saved_trial_ids(tmp_path) == {"old"}
+    StateJournal(tmp_path).rewrite([header_record({}), trial_record("new", _state(False, 1.0),
+                                                                   None, None)])
+    assert saved_trial_ids(tmp_path) == {"new"}
+
+
+@pytest.mark.parametrize("lines, live, due", [(10, 5, False), (1001, 400, True),
+                                              (1001, 600, False), (2001, 1000, True)])
+def test_compaction_threshold(tmp_path: Path, lines: int, live: int, due: bool) -> None:
+    journal = StateJournal(tmp_path)
+    journal.lines = lines
+    assert journal.needs_compaction(live) is due

@@ -4,7 +4,7 @@ Reads what Ray Tune and Smart Tuner leave in the experiment folder ``<storage>/<
 - each trial folder's ``result.json`` (one JSON result per line, oldest first), ``params.json``
   (the trial's initial config) and ``error.txt`` (when it crashed);
 - ``interventions.jsonl`` (one Intervention per line, written by the Supervisor), or else the
-  interventions kept in the scheduler state ``smart_tuner_state.json``;
+  interventions kept in the scheduler's state journal ``smart_tuner_state.jsonl``;
 and produces per-trial issues ("grad.norm 312.4 > 200.0 (critical) at validation 7; mutate:
 learning_rate 0.003 -> 0.0012, rolled back to validation 5; recovered: validation.loss 0.81 at
 validation 12"), sweep recommendations (the design document's remedies for each problem kind seen,

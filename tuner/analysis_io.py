@@ -3,7 +3,7 @@
 What Ray Tune leaves in ``<storage>/<name>``: one folder per trial with ``result.json`` (one JSON
 result per line, oldest first), ``params.json`` (the trial's initial config) and ``error.txt``
 when it crashed. What Smart Tuner adds: ``interventions.jsonl`` (one Intervention per line), and
-the scheduler state ``smart_tuner_state.json`` (which also keeps the interventions).
+the scheduler's state journal ``smart_tuner_state.jsonl`` (which also keeps the interventions).
 Lines cut short by a killed process are skipped, so a dead sweep can be read too.
 """
 
@@ -77,16 +77,16 @@ def load_trials(experiment_dir: str | Path) -> list[TrialRecord]:
 def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
     """All Intervention records of ``interventions.jsonl`` in the folder (oldest first).
 
-    When that file is missing, the ones kept in the scheduler's saved state
-    (``smart_tuner_state.json``) are used.
+    When that file is missing, the ones kept in the scheduler's saved state (its journal
+    ``smart_tuner_state.jsonl``, or an earlier version's ``smart_tuner_state.json``) are used.
     """
+    from tuner.supervisor_state import read_state
+
     path = Path(experiment_dir) / "interventions.jsonl"
     if path.is_file():
         return read_json_lines(path)
-    state = Path(experiment_dir) / "smart_tuner_state.json"
-    if state.is_file():
-        try:
-            return list(json.loads(state.read_text()).get("interventions", []))
-        except json.JSONDecodeError:
-            return []
-    return []
+    try:
+        state = read_state(experiment_dir)
+    except (json.JSONDecodeError, ValueError):
+        return []
+    return [] if state is None else list(state.get("interventions", []))

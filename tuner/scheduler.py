@@ -25,17 +25,16 @@ Usage::
                run_config=tune.RunConfig(failure_config=tune.FailureConfig(max_failures=2)))
 
 Experiment folder: ``experiment_dir`` or, when None, the experiment folder Ray gives the first
-trial (``<storage_path>/<name>``). The Supervisor writes ``interventions.jsonl``,
-``smart_tuner_state.json`` and the recovery study ``recovery.db`` there.
+trial (``<storage_path>/<name>``). The Supervisor writes ``interventions.jsonl``, its state
+journal ``smart_tuner_state.jsonl`` and the recovery study ``recovery.db`` there.
 
 Resuming (``Tuner.restore``): Ray never calls a scheduler's ``save``/``restore``; it unpickles the
-scheduler as it was when the Tuner was built. So the Supervisor saves its own state in the
-experiment folder (after every intervention, at trial ends, and at most every
-``persist_every_s`` otherwise), and the first ``on_trial_add`` loads it when the added trial is
-one the state knows (a fresh sweep with new trial ids starts clean). A restored trial whose
-config predates the last intervention (Ray's own snapshot is periodic) is given the intervened
-config and healthy checkpoint again. ``save``/``restore`` are implemented too, for callers that
-use them directly.
+scheduler as it was when the Tuner was built. So the state has one home, the Supervisor's journal
+in the experiment folder (written after every intervention, at trial ends, and at most every
+``persist_every_s`` otherwise; the pickle carries no state), and the first ``on_trial_add`` loads
+it when the added trial is one the journal knows (a fresh sweep with new trial ids starts clean).
+A restored trial whose config predates the last intervention (Ray's own snapshot is periodic) is
+given the intervened config and healthy checkpoint again.
 
 Checkpoints: with ``CheckpointConfig(num_to_keep=K)`` the last healthy checkpoint is protected
 from deletion and freed when a newer healthy one replaces it; ``num_to_keep=None`` keeps all.
@@ -45,7 +44,6 @@ Crashes: with ``FailureConfig(max_failures=N)`` a crashed trial is retried with
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -90,18 +88,19 @@ class SmartScheduler(TrialScheduler):
         self._supervisor: Supervisor | None = None
         self._listeners: list[Callable[[Intervention], None]] = []
         self._resume_first: set[str] = set()   # trials paused for a mutation: run them first
-        self._pending_state: dict[str, Any] | None = None
         self._resume_checked = False
         if self.experiment_dir is not None:
             self._ensure_supervisor(None)
 
     # ------------------------------------------------------------------ pickling (tuner.pkl)
     def __getstate__(self) -> dict[str, Any]:
+        """Settings and listeners only: the Supervisor (a database handle) and its state are
+        rebuilt from the experiment folder's journal when the first known trial is added."""
         state = self.__dict__.copy()
-        state["_supervisor"] = None   # holds a database handle; rebuilt from the experiment folder
+        state["_supervisor"] = None
+        state["_resume_checked"] = False
         state["_listeners"] = [fn for fn in self._listeners if _picklable(fn)]
         if self._supervisor is not None:
-            state["_pending_state"] = self._supervisor.state_dict()
             state["experiment_dir"] = self._supervisor.experiment_dir
         return state
 
@@ -131,9 +130,6 @@ class SmartScheduler(TrialScheduler):
         if sup is None:
             folder = self.experiment_dir or (_ray_compat.experiment_dir(trial) if trial else None)
             sup = Supervisor(self.config, folder, **self._options)
-            if self._pending_state is not None:
-                sup.load_state_dict(self._pending_state)
-                self._pending_state = None
             for fn in self._listeners:
                 sup.add_listener(fn)
             self._supervisor = sup
@@ -222,20 +218,6 @@ class SmartScheduler(TrialScheduler):
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
         trials = len({i.trial_id for i in self.interventions})
         return f"SmartScheduler: {sum(counts.values())} interventions on {trials} trials ({detail})"
-
-    def save(self, checkpoint_path: str) -> None:
-        state = {"experiment_dir": None if self.experiment_dir is None else str(self.experiment_dir),
-                 "supervisor": None if self._supervisor is None else self._supervisor.state_dict()}
-        Path(checkpoint_path).write_text(json.dumps(state), encoding="utf-8")
-
-    def restore(self, checkpoint_path: str) -> None:
-        state = json.loads(Path(checkpoint_path).read_text(encoding="utf-8"))
-        if state.get("experiment_dir") and self.experiment_dir is None:
-            self.experiment_dir = Path(state["experiment_dir"])
-        if self._supervisor is not None and state.get("supervisor"):
-            self._supervisor.load_state_dict(state["supervisor"])
-        else:
-            self._pending_state = state.get("supervisor")
 
     # ------------------------------------------------------------------ helpers
     def _sync_checkpoint(self, sup: Supervisor, trial: Trial) -> None:

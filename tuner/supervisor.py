@@ -28,8 +28,10 @@ Every decision other than continue is an :class:`~tuner.interventions.Interventi
 ``interventions``, printed as one line, appended to ``<experiment_dir>/interventions.jsonl`` and
 given to the listeners (e.g. the MLflow callback). ``state_dict`` holds everything (monitors,
 budgets, interventions, healthy checkpoints as paths, study location) as JSON-able data;
-:meth:`save` writes it to ``<experiment_dir>/smart_tuner_state.json`` (atomically) after every
-intervention and at most every ``persist_every_s`` seconds otherwise.
+:meth:`save` appends what changed (new interventions, one line per changed trial) to the journal
+``<experiment_dir>/smart_tuner_state.jsonl`` (tuner/supervisor_state.py) after every intervention
+and completion, and at most every ``persist_every_s`` seconds otherwise; :meth:`load` reads it
+back (or the ``smart_tuner_state.json`` of earlier versions) and compacts it.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ from tuner.config import SmartConfig
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, storage_url
-from tuner.supervisor_state import (STATE_FILE, HealthyCheckpoint, TrialState, check_version,
-                                    checkpoint_to_state, read_state, saved_trial_ids,
-                                    trial_from_dict, trial_to_dict, write_state)
+from tuner.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
+                                    check_version, checkpoint_to_state, header_record,
+                                    intervention_record, read_state, saved_trial_ids,
+                                    trial_from_dict, trial_record, trial_to_dict)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +105,9 @@ class Supervisor:
         self._trials: dict[str, TrialState] = {}
         self._listeners: list[Listener] = []
         self._last_save = -math.inf
+        self._journal = None if self.experiment_dir is None else StateJournal(self.experiment_dir)
+        self._dirty: set[str] = set()     # trials changed since they were last journaled
+        self._saved_interventions = 0     # interventions already journaled
 
     # ------------------------------------------------------------------ set-up
     def _study_storage(self) -> str | None:
@@ -122,6 +128,7 @@ class Supervisor:
         if state is None:
             state = TrialState(TrialMonitor(self.cfg, start_time=now), dict(config or {}))
             self._trials[trial_id] = state
+        self._dirty.add(trial_id)
         return state
 
     # ------------------------------------------------------------------ queries
@@ -163,6 +170,7 @@ class Supervisor:
             return False
         state.healthy = HealthyCheckpoint(checkpoint, step, dict(result))
         state.pending = None
+        self._dirty.add(trial_id)
         return True
 
     def on_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any],
@@ -258,6 +266,7 @@ class Supervisor:
             state.last_loss = _numbers(result).get(name, state.last_loss)
         self._tell_outcome(trial_id, state)
         state.finished = True
+        self._dirty.add(trial_id)
         self.save()
 
     # ------------------------------------------------------------------ outcomes
@@ -307,32 +316,57 @@ class Supervisor:
         self.interventions = [Intervention.from_dict(i) for i in d.get("interventions", ())]
         if d.get("planner"):
             self.planner.load_state_dict(d["planner"])
+        self._dirty, self._saved_interventions = set(), len(self.interventions)
+        if self._journal is not None:
+            self._journal.fresh = True   # the next save writes a snapshot of this state
+
+    def _trial_record(self, trial_id: str) -> dict[str, Any]:
+        return trial_record(trial_id, self._trials[trial_id], self.planner.pending.get(trial_id),
+                            self.planner.baselines.get(trial_id))
+
+    def _snapshot(self) -> list[dict[str, Any]]:
+        study = {"storage": self.storage, "study_name": self.cfg.optuna.study_name}
+        return [header_record(study), *(self._trial_record(t) for t in self._trials),
+                *(intervention_record(i.to_dict()) for i in self.interventions)]
 
     def save(self, now: float | None = None) -> Path | None:
-        """Write the state to ``<experiment_dir>/smart_tuner_state.json`` (atomic replace)."""
-        if self.experiment_dir is None:
+        """Journal what changed since the last save: new interventions, then one line per changed
+        trial (O(1) in the number of trials); a snapshot instead when the journal is new to this
+        process or due for compaction."""
+        if self._journal is None:
             return None
         if now is not None:
             self._last_save = now
-        return write_state(self.experiment_dir, self.state_dict())
+        journal = self._journal
+        if journal.fresh or journal.needs_compaction(len(self._trials) + len(self.interventions)):
+            journal.rewrite(self._snapshot())
+        else:
+            journal.append([*(intervention_record(i.to_dict())
+                              for i in self.interventions[self._saved_interventions:]),
+                            *(self._trial_record(t) for t in self._dirty)])
+        self._dirty.clear()
+        self._saved_interventions = len(self.interventions)
+        return journal.path
 
     def _maybe_save(self, now: float) -> None:
         if self.experiment_dir is not None and now - self._last_save >= self.persist_every_s:
             self.save(now)
 
     def load(self) -> bool:
-        """Load ``<experiment_dir>/smart_tuner_state.json`` if it exists; True when loaded."""
+        """Load the journal (or an earlier version's state file) if there is one, and compact it
+        into a fresh journal; True when loaded."""
         state = None if self.experiment_dir is None else read_state(self.experiment_dir)
         if state is None:
             return False
         self.load_state_dict(state)
+        self.save()
         return True
 
     @staticmethod
     def saved_trial_ids(experiment_dir: str | Path) -> set[str]:
-        """Trial ids in a saved state file (empty when there is none)."""
+        """Trial ids in the saved state (empty when there is none)."""
         return saved_trial_ids(experiment_dir)
 
 
-__all__ = ["Action", "CONTINUE", "HealthyCheckpoint", "STATE_FILE", "Supervisor",
+__all__ = ["Action", "CONTINUE", "HealthyCheckpoint", "JOURNAL_FILE", "Supervisor",
            "checkpoint_to_state"]

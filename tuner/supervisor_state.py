@@ -1,4 +1,4 @@
-"""Per-trial records of the Supervisor and their JSON form (``smart_tuner_state.json``).
+"""Per-trial records of the Supervisor and their journal (``smart_tuner_state.jsonl``).
 
 A :class:`TrialState` is everything the Supervisor knows about one trial: its TrialMonitor
 (history, early stopping, recovery budget), the config it was last given, its last healthy
@@ -6,13 +6,23 @@ checkpoint, the healthy result still waiting for its checkpoint, the outcome cou
 recovery, the latest validation.loss and the crash-retry count. Checkpoints are kept as the
 caller gives them (Ray ``Checkpoint`` objects, paths) and written as path strings, so a state
 read back holds paths. NaN/Inf floats are written as Python's json writes them and read back
-unchanged. Files are replaced atomically (write a temporary file, then ``os.replace``), so a
-driver killed mid-write leaves the previous state intact.
+unchanged.
+
+The journal is append-only JSON lines: a header, then one line per intervention and one line per
+trial each time the trial changed (its latest line wins), so saving costs O(1) in the number of
+trials. It is rewritten whole (a snapshot: header, every trial once, every intervention) only to
+compact it, when it holds twice its live lines, and when a sweep resumes; rewrites are atomic
+(a temporary file, then ``os.replace``). Its name ends in ``.jsonl`` because on ``Tuner.restore``
+Ray 2.60 copies the experiment folder's ``*.json``/``*.pkl`` files to its driver staging folder
+and syncs that folder back up later (``ray/tune/execution/experiment_state.py``,
+``sync_down_experiment_state``), which reverted the ``smart_tuner_state.json`` of earlier
+versions; such a file is still read when a folder has no journal.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -23,8 +33,13 @@ from typing import Any
 from tuner.config import SmartConfig
 from tuner.policy import TrialMonitor
 
-STATE_FILE = "smart_tuner_state.json"
+JOURNAL_FILE = "smart_tuner_state.jsonl"      # .jsonl: Ray's restore syncs only *.json/*.pkl
+LEGACY_STATE_FILE = "smart_tuner_state.json"  # the whole-state file of earlier versions (read only)
+JOURNAL_FORMAT = 1
 STATE_VERSION = 1
+COMPACT_MIN_LINES = 1000
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,22 +103,109 @@ def check_version(d: Mapping[str, Any]) -> None:
                          "version that started it")
 
 
-def write_state(folder: str | Path, state: Mapping[str, Any]) -> Path:
-    """Write ``state`` to ``<folder>/smart_tuner_state.json`` atomically; returns the path."""
-    path = Path(folder) / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, default=str), encoding="utf-8")   # odd config values as text
-    os.replace(tmp, path)
-    return path
+# ---------------------------------------------------------------------------- the journal
+def header_record(study: Mapping[str, Any]) -> dict[str, Any]:
+    """The journal's first line: its format and where the recovery study lives."""
+    return {"kind": "header", "format": JOURNAL_FORMAT, "study": dict(study)}
+
+
+def trial_record(trial_id: str, state: TrialState, planner_pending: int | None,
+                 planner_baseline: float | None) -> dict[str, Any]:
+    """One journal line: everything about one trial, its planner entries included."""
+    return {"kind": "trial", "id": trial_id, "state": trial_to_dict(state),
+            "planner": {"pending": planner_pending, "baseline": planner_baseline}}
+
+
+def intervention_record(intervention: Mapping[str, Any]) -> dict[str, Any]:
+    """One journal line per intervention (``Intervention.to_dict()``), in the order they happen."""
+    return {"kind": "intervention", "record": dict(intervention)}
+
+
+class StateJournal:
+    """``<folder>/smart_tuner_state.jsonl``: appended to, rewritten whole only to compact.
+
+    ``fresh`` is True until this process first writes: that first write starts the file anew
+    (a snapshot), so a journal left by an earlier sweep in the same folder (not loaded) is
+    replaced rather than merged, and a line torn by a killed driver is dropped.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / JOURNAL_FILE
+        self.fresh = True
+        self.lines = 0   # lines in the file since it was last rewritten
+
+    def needs_compaction(self, live: int) -> bool:
+        """True once the file holds more than twice the ``live`` lines (and over 1,000)."""
+        return self.lines > max(COMPACT_MIN_LINES, 2 * live)
+
+    def append(self, records: list[Mapping[str, Any]]) -> None:
+        if not records:
+            return
+        text = "".join(json.dumps(r, default=str) + "\n" for r in records)   # odd values as text
+        with open(self.path, "a", encoding="utf-8") as f:   # one write(): a kill tears one line
+            f.write(text)
+        self.lines += len(records)
+
+    def rewrite(self, records: list[Mapping[str, Any]]) -> None:
+        """Replace the file with ``records`` atomically (a temporary file, then ``os.replace``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in records),
+                       encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.fresh, self.lines = False, len(records)
+
+
+def fold(path: Path) -> dict[str, Any]:
+    """The journal at ``path`` as one state dict (the form of ``Supervisor.state_dict``).
+
+    Later trial lines replace earlier ones; an unreadable line (torn by a killed driver) is
+    skipped with a warning naming the file and line.
+    """
+    trials: dict[str, Any] = {}
+    interventions: list[Any] = []
+    pending: dict[str, int] = {}
+    baselines: dict[str, float] = {}
+    study: dict[str, Any] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("%s line %d is not complete JSON (torn by a killed driver?): "
+                               "skipped", path, number)
+                continue
+            kind = record.get("kind")
+            if kind == "header":
+                if record.get("format") != JOURNAL_FORMAT:
+                    raise ValueError(f"{path}: journal format {record.get('format')!r} is not "
+                                     f"supported; expected {JOURNAL_FORMAT}: resume the sweep "
+                                     "with the smart-tuner version that started it")
+                study = dict(record.get("study") or {})
+            elif kind == "trial":
+                trial_id, planner = str(record["id"]), record.get("planner") or {}
+                trials[trial_id] = record["state"]
+                pending.pop(trial_id, None)
+                baselines.pop(trial_id, None)
+                if planner.get("pending") is not None:
+                    pending[trial_id] = int(planner["pending"])
+                if planner.get("baseline") is not None:
+                    baselines[trial_id] = float(planner["baseline"])
+            elif kind == "intervention":
+                interventions.append(record["record"])
+    return {"version": STATE_VERSION, "trials": trials, "interventions": interventions,
+            "study": study, "planner": {"pending": pending, "baselines": baselines}}
 
 
 def read_state(folder: str | Path) -> dict[str, Any] | None:
-    """The state saved in ``folder`` (None when there is none)."""
-    path = Path(folder) / STATE_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The state saved in ``folder``: its journal, else a ``smart_tuner_state.json`` written by
+    an earlier version (None when there is neither)."""
+    journal, legacy = Path(folder) / JOURNAL_FILE, Path(folder) / LEGACY_STATE_FILE
+    if journal.is_file():
+        return fold(journal)
+    if legacy.is_file():
+        return json.loads(legacy.read_text(encoding="utf-8"))
+    return None
 
 
 def saved_trial_ids(folder: str | Path) -> set[str]:
@@ -112,5 +214,6 @@ def saved_trial_ids(folder: str | Path) -> set[str]:
     return set() if state is None else set(state.get("trials", {}))
 
 
-__all__ = ["HealthyCheckpoint", "STATE_FILE", "TrialState", "check_version", "checkpoint_to_state",
-           "read_state", "saved_trial_ids", "trial_from_dict", "trial_to_dict", "write_state"]
+__all__ = ["HealthyCheckpoint", "JOURNAL_FILE", "LEGACY_STATE_FILE", "StateJournal", "TrialState",
+           "check_version", "checkpoint_to_state", "fold", "header_record", "intervention_record",
+           "read_state", "saved_trial_ids", "trial_from_dict", "trial_record", "trial_to_dict"]

@@ -7,7 +7,8 @@ defaults to ``./runs``, made absolute). Smart Tuner adds to it:
 - ``smart_tuner_config.yaml``: the smart_tuner overrides in force (search space section, then
   ``--config`` merged over it), read by ``analyze`` and ``resume``;
 - ``mlflow.db`` + ``mlartifacts/`` (unless ``MLFLOW_TRACKING_URI`` points elsewhere);
-- ``interventions.jsonl``, ``smart_tuner_state.json``, ``recovery.db`` (SmartScheduler);
+- ``interventions.jsonl``, ``smart_tuner_state.jsonl`` (its state journal), ``recovery.db``
+  (SmartScheduler);
 - ``report.md`` and ``curves_*.png`` (analysis).
 """
 
