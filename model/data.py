@@ -9,8 +9,10 @@ touch audio code. The split and the loader live in ``model.batches`` and are re-
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,12 @@ from model.text import CLEANERS, SymbolSet, UnknownCharacterError
 
 __all__ = [
     "DatasetError", "LoaderError", "Utterance", "read_metadata", "FeatureSet", "prepare_features",
-    "load_features", "features_path", "split_indices", "Batch", "collate", "make_loader",
+    "load_features", "features_path", "check_features", "split_indices", "Batch", "collate",
+    "make_loader",
 ]
 
 _CACHE_VERSION = 1
+_HASHES_FILE = "wav-hashes.json"   # in the cache folder: content hashes of the wavs, see below
 
 
 class DatasetError(ValueError):
@@ -66,7 +70,7 @@ def read_metadata(root: str | Path) -> list[Utterance]:
     """
     meta = _metadata_file(root)
     try:
-        lines = meta.read_text(encoding="utf-8").splitlines()
+        lines = meta.read_text(encoding="utf-8-sig").splitlines()   # a leading BOM is dropped
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{meta} cannot be read as UTF-8 text ({e}); fix: save it as UTF-8") from e
     wavs = meta.parent / "wavs"
@@ -88,6 +92,9 @@ def read_metadata(root: str | Path) -> list[Utterance]:
             raise DatasetError(f"{where}: empty id; fix: start the line with the wav's name")
         if not text:
             raise DatasetError(f"{where}: empty text for {uid!r}; fix: add its transcript or drop the line")
+        if uid in (".", "..") or any(c in uid for c in "/\\\0"):
+            raise DatasetError(f"{where}: id {uid!r} is not a file name inside {wavs}; fix: use the "
+                               "wav's name without folders or '..' (e.g. 'LJ001-0001')")
         if uid in seen:
             raise DatasetError(f"{where}: id {uid!r} repeats line {seen[uid]}; fix: keep one line per wav")
         seen[uid] = number
@@ -137,25 +144,69 @@ class FeatureSet:
         return torch.tensor(self.symbols.encode(CLEANERS[self.cleaner](text)), dtype=torch.long)
 
 
-def _dataset_fingerprint(meta: Path) -> str:
-    """sha1 of metadata.csv and of the names and sizes of the files in wavs/ (no audio decoding)."""
+def _file_sha1(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _wav_hashes(wavs: Path, memo_dir: Path) -> list[tuple[str, str]]:
+    """(name, sha1 of the content) of each file in wavs/, by name.
+
+    A file is hashed once: its hash is kept in ``<memo_dir>/wav-hashes.json`` with its size,
+    mtime, ctime and inode, and read again only while all four are unchanged. Replacing a wav
+    (even by one of the same size with its mtime copied) changes its ctime, so it is hashed
+    again. The memo is best effort: a folder that cannot be written only costs re-hashing.
+    """
+    memo_path = memo_dir / _HASHES_FILE
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    prefix = str(wavs.resolve()) + os.sep
+    kept = {k: v for k, v in memo.items() if not k.startswith(prefix)}   # other datasets' entries
+    out: list[tuple[str, str]] = []
+    for entry in sorted(os.scandir(wavs), key=lambda e: e.name):
+        if not entry.is_file():
+            continue
+        st = entry.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        known = memo.get(prefix + entry.name)
+        sha = known[4] if isinstance(known, list) and known[:4] == stamp else _file_sha1(entry.path)
+        kept[prefix + entry.name] = [*stamp, sha]
+        out.append((entry.name, sha))
+    if kept != memo:
+        try:
+            memo_dir.mkdir(parents=True, exist_ok=True)
+            tmp = memo_dir / f".{_HASHES_FILE}.{os.getpid()}.{random.getrandbits(32):08x}.tmp"
+            tmp.write_text(json.dumps(kept), encoding="utf-8")
+            os.replace(tmp, memo_path)
+        except OSError:
+            pass
+    return out
+
+
+def _dataset_fingerprint(meta: Path, memo_dir: Path) -> str:
+    """sha1 of metadata.csv and of the name and content hash of each file in wavs/."""
     h = hashlib.sha1(meta.read_bytes())
     wavs = meta.parent / "wavs"
     if wavs.is_dir():
-        for entry in sorted(os.scandir(wavs), key=lambda e: e.name):
-            if entry.is_file():
-                h.update(f"{entry.name}:{entry.stat().st_size};".encode())
+        for name, sha in _wav_hashes(wavs, memo_dir):
+            h.update(f"{name}:{sha};".encode())
     return h.hexdigest()[:12]
 
 
 def features_path(root: str | Path, audio: AudioConfig = AudioConfig(),
                   cache_dir: str | Path | None = None, symbols: SymbolSet | None = None) -> Path:
     """Where the feature cache of this dataset and these settings lives (it may not exist yet):
-    ``<cache_dir or root/.cache>/features-<audio key>-<dataset hash>-<symbols key>.pt``."""
+    ``<cache_dir or root/.cache>/features-<audio key>-<dataset hash>-<symbols key>.pt``; the
+    dataset hash covers metadata.csv and the content of every wav (see :func:`_wav_hashes`)."""
     meta = _metadata_file(root)
     folder = Path(cache_dir).expanduser() if cache_dir is not None else meta.parent / ".cache"
     sym = "auto" if symbols is None else hashlib.sha1("".join(symbols.symbols).encode()).hexdigest()[:8]
-    return folder / f"features-{audio.cache_key()}-{_dataset_fingerprint(meta)}-{sym}.pt"
+    return folder / f"features-{audio.cache_key()}-{_dataset_fingerprint(meta, folder)}-{sym}.pt"
 
 
 def _choose_text(utts: list[Utterance], symbols: SymbolSet | None) -> tuple[SymbolSet, str, list[str]]:
@@ -224,9 +275,7 @@ def load_features(root: str | Path, audio: AudioConfig = AudioConfig(), cache_di
                   symbols: SymbolSet | None = None, progress: bool = False) -> FeatureSet:
     """prepare_features if the cache is missing, then load it (torch.load, weights_only=True)."""
     path = prepare_features(root, audio, cache_dir, symbols, progress)
-    d = torch.load(path, weights_only=True)
-    if d.get("version") != _CACHE_VERSION:
-        raise DatasetError(f"{path} is a feature cache of another version; fix: delete it")
+    d = _read_cache(path)
     return FeatureSet(
         ids=d["ids"], texts=d["texts"],
         text_ids=list(torch.split(d["text_ids"], d["text_lengths"])),
@@ -234,3 +283,31 @@ def load_features(root: str | Path, audio: AudioConfig = AudioConfig(), cache_di
         symbols=SymbolSet(tuple(d["symbols"])), audio=AudioConfig(**d["audio"]),
         cleaner=d["cleaner"], mel_lengths=list(d["mel_lengths"]),
     )
+
+
+def _read_cache(path: Path) -> dict:
+    """The cache's payload, checked whole; DatasetError naming the file and the fix otherwise."""
+    fix = (f"fix: delete it (rm {shlex.quote(str(path))}) and run the command again: the cache "
+           "is rebuilt from the dataset")
+    try:
+        d = torch.load(path, weights_only=True)
+        if d.get("version") != _CACHE_VERSION:
+            raise DatasetError(f"{path} is a feature cache of another version; {fix}")
+        n = len(d["ids"])
+        whole = (len(d["texts"]) == len(d["text_lengths"]) == len(d["mel_lengths"]) == n
+                 and int(d["text_ids"].numel()) == sum(d["text_lengths"])
+                 and int(d["mels"].shape[1]) == sum(d["mel_lengths"]))
+    except DatasetError:
+        raise
+    except Exception as e:  # torch's zip reader, unpickler or a missing key: the file is damaged
+        raise DatasetError(f"feature cache {path} is damaged (truncated or overwritten: "
+                           f"{(str(e).splitlines() or [type(e).__name__])[0]}); {fix}") from e
+    if not whole:
+        raise DatasetError(f"feature cache {path} is damaged (its lengths do not add up); {fix}")
+    return d
+
+
+def check_features(path: str | Path) -> None:
+    """Read a feature cache whole (e.g. when a sweep starts, before any trial loads it); raise
+    DatasetError naming the file and how to rebuild it when it is truncated or damaged."""
+    _read_cache(Path(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,3 +192,38 @@ def test_cluster_commands_parse(argv: list[str]) -> None:
 
     args = build_parser().parse_args(argv)
     assert args.storage == "/shared/runs"
+
+
+def _damaged_cache(root: Path, cache: Path) -> str:
+    from model.data import prepare_features
+
+    path = prepare_features(root, cache_dir=cache, progress=False)
+    path.write_bytes(path.read_bytes()[:1000])   # truncated
+    return f"feature cache {path} is damaged"
+
+
+def _id_outside(root: Path, cache: Path) -> str:
+    lines = (root / "metadata.csv").read_text().splitlines()
+    lines[1] = "../../outside|hello|hello"
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return "metadata.csv line 2: id '../../outside' is not a file name inside"
+
+
+@pytest.mark.parametrize("spoil", [_damaged_cache, _id_outside])
+def test_bad_dataset_or_cache_exits_2_before_the_sweep(tmp_path: Path, corpus_dir: Path,
+                                                        capsys: pytest.CaptureFixture,
+                                                        spoil: Any) -> None:
+    import shutil
+
+    root = Path(shutil.copytree(corpus_dir, tmp_path / "ds", ignore=shutil.ignore_patterns(".cache")))
+    expected = spoil(root, tmp_path / "cache")
+    space = _write(tmp_path, "space.yaml", f"config: {{data_dir: {root}, cache_dir: {tmp_path / 'cache'}}}\n"
+                                           "search: {learning_rate: {loguniform: [1.0e-4, 1.0e-2]}}\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code = _run(["tune", "--search-space", space, "--storage", str(tmp_path / "runs"), "--name", "x"])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {p: after[p] for p in before} == before   # the damaged cache is left for the user
+    assert {p.name for p in set(after) - set(before)} <= {"wav-hashes.json"}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from model.audio import AudioConfig
 from model.data import (
     DatasetError,
     FeatureSet,
+    check_features,
     features_path,
     load_features,
     prepare_features,
@@ -75,6 +77,11 @@ BROKEN = [
     pytest.param(_wav("ST-0009", "empty"), ["ST-0009.wav has no audio", "metadata.csv line 9"], id="empty-wav"),
     pytest.param(lambda r: (r / "metadata.csv").write_text("\n\n"), ["has no utterances"], id="no-lines"),
     pytest.param(lambda r: (r / "metadata.csv").write_bytes(b"ST-0001|\xff\xfe|x\n"), ["UTF-8"], id="not-utf8"),
+    pytest.param(_set_line(3, "../../outside|a|a"), ["metadata.csv line 3", "'../../outside' is not a file name inside"],
+                 id="id-leaves-dataset"),
+    pytest.param(_set_line(4, "/etc/passwd|a|a"), ["metadata.csv line 4", "'/etc/passwd' is not a file name"],
+                 id="absolute-id"),
+    pytest.param(_set_line(5, "..|a|a"), ["metadata.csv line 5", "'..' is not a file name"], id="dotdot-id"),
 ]
 
 
@@ -116,7 +123,7 @@ def test_cache_is_reused_and_keyed(corpus_dir: Path, tmp_path: Path) -> None:
     stamp = path.stat().st_mtime_ns
     again = load_features(corpus_dir, cache_dir=tmp_path)
     assert path.stat().st_mtime_ns == stamp and prepare_features(corpus_dir, cache_dir=tmp_path) == path
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, "wav-hashes.json"]  # no tmp
     assert path.name.startswith(f"features-{AudioConfig().cache_key()}-")
     assert features_path(corpus_dir, AudioConfig(n_mels=40), tmp_path) != path
     small = load_features(corpus_dir, AudioConfig(n_mels=40), tmp_path)
@@ -163,3 +170,64 @@ def test_non_finite_audio_is_named(tmp_path: Path) -> None:
              subtype="FLOAT")
     with pytest.raises(DatasetError, match=r"b\.wav \(metadata.csv line 2\) gives no features.*NaN"):
         load_features(root, cache_dir=tmp_path / "c")
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_id_outside_the_dataset_reads_nothing_there(corpus_dir: Path, tmp_path: Path) -> None:
+    """A wav planted outside the dataset under the id's path is never read, nothing is written."""
+    root = _copy(corpus_dir, tmp_path)
+    shutil.copy(root / "wavs" / "ST-0001.wav", tmp_path / "outside.wav")
+    _set_line(2, "../../outside|hello|hello")(root)
+    before = _tree(tmp_path)
+    with pytest.raises(DatasetError, match=r"line 2: id '../../outside' is not a file name inside"):
+        load_features(root, cache_dir=tmp_path / "cache")
+    after = _tree(tmp_path)
+    assert {k: after[k] for k in before} == before   # only the wav-hash memo may be new
+    assert set(after) - set(before) <= {"cache/wav-hashes.json"}
+    assert not list((tmp_path / "cache").glob("features-*"))
+
+
+def test_a_utf8_bom_is_accepted(corpus_dir: Path, tmp_path: Path) -> None:
+    root = _copy(corpus_dir, tmp_path)
+    plain = read_metadata(root)
+    (root / "metadata.csv").write_bytes(b"\xef\xbb\xbf" + (root / "metadata.csv").read_bytes())
+    assert read_metadata(root) == plain and plain[0].id == "ST-0001"
+
+
+def test_a_same_size_wav_replacement_gets_new_features(corpus_dir: Path, tmp_path: Path) -> None:
+    """Other audio of the very same size, its mtime copied back (as ``cp -p`` does): the cache
+    key changes and the new mels are computed, not the stale ones reused."""
+    root = _copy(corpus_dir, tmp_path)
+    wav = root / "wavs" / "ST-0003.wav"
+    first = load_features(root, cache_dir=tmp_path / "c")
+    old_path = features_path(root, cache_dir=tmp_path / "c")
+    data, rate = sf.read(wav, dtype="int16")
+    info, stat = sf.info(str(wav)), wav.stat()
+    tone = (8000 * np.sin(2 * np.pi * 300 * np.arange(len(data)) / rate)).astype(np.int16)
+    sf.write(wav, tone, rate, subtype=info.subtype)
+    os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert wav.stat().st_size == stat.st_size and wav.stat().st_mtime_ns == stat.st_mtime_ns
+    new_path = features_path(root, cache_dir=tmp_path / "c")
+    assert new_path != old_path and old_path.is_file()
+    second = load_features(root, cache_dir=tmp_path / "c")
+    assert not torch.equal(first.mels[2], second.mels[2]) and torch.equal(first.mels[0], second.mels[0])
+    assert features_path(root, cache_dir=tmp_path / "c") == new_path   # hashed once, then reused
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_cache_is_named_with_the_fix(corpus_dir: Path, tmp_path: Path, damage: str) -> None:
+    path = prepare_features(corpus_dir, cache_dir=tmp_path, progress=False)
+    check_features(path)
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2] if damage == "truncate" else b"x" * len(blob))
+    before = _tree(tmp_path)
+    for call in (lambda: check_features(path), lambda: load_features(corpus_dir, cache_dir=tmp_path)):
+        with pytest.raises(DatasetError) as info:
+            call()
+        message = str(info.value)
+        assert message.startswith(f"feature cache {path} is damaged") and "\n" not in message
+        assert f"rm {path}" in message
+    assert _tree(tmp_path) == before    # the damaged file is named, not silently replaced

@@ -115,7 +115,8 @@ def ensure_dataset(space: SearchSpace) -> dict[str, Any]:
 
     ``data_dir`` not set -> the built-in corpus at train_tts's default folder (built when missing);
     set and missing -> built there when the search space says ``build_corpus: true``. Features are
-    computed once here (with a progress bar) so trials only load the cache.
+    computed once here (with a progress bar) so trials only load the cache, and an existing cache
+    is read whole first (a truncated one is named with its fix before any trial starts).
     Returns the fixed config with an absolute ``data_dir``.
     """
     from tuner.training.settings import DEFAULT_CORPUS_DIR
@@ -132,9 +133,9 @@ def ensure_dataset(space: SearchSpace) -> dict[str, Any]:
 
         print(f"smart-tuner: building the built-in corpus in {data_dir} (once)", flush=True)
         build_corpus(data_dir, progress=True)
-    from model.data import prepare_features
+    from model.data import check_features, prepare_features
 
-    prepare_features(data_dir, cache_dir=config.get("cache_dir"), progress=True)
+    check_features(prepare_features(data_dir, cache_dir=config.get("cache_dir"), progress=True))
     config["data_dir"] = str(data_dir.resolve())
     return config
 
