@@ -102,3 +102,29 @@ def test_settings_round_trip(tmp_path: Path) -> None:
     assert SweepSettings.load(tmp_path / "exp") == settings
     with pytest.raises(SweepError, match="was not started by `smart-tuner tune`"):
         SweepSettings.load(tmp_path)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("not a url", "optuna.storage 'not a url' cannot be opened (Could not parse SQLAlchemy URL"),
+    ("nosuchdb://x/y", "cannot be opened (Can't load plugin: sqlalchemy.dialects:nosuchdb)"),
+    ("postgresql://nobody@127.0.0.1:1/x", "optuna.storage 'postgresql://nobody@127.0.0.1:1/x' "
+                                          "cannot be opened ("),  # refused, or no driver
+    ("sqlite:///{tmp}/a_file/recovery.db", "a_file is a file, not a folder"),
+])
+def test_bad_optuna_storage_is_one_line(tmp_path: Path, url: str, expected: str) -> None:
+    from tuner.errors import UserError
+    from tuner.sweep import check_optuna_storage
+
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(UserError) as info:
+        check_optuna_storage(url.format(tmp=tmp_path))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:///:memory:", "sqlite:///{tmp}/new/recovery.db"])
+def test_good_optuna_storage_is_accepted_and_nothing_is_created(tmp_path: Path,
+                                                                url: str | None) -> None:
+    from tuner.sweep import check_optuna_storage
+
+    check_optuna_storage(url if url is None else url.format(tmp=tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
-from collections.abc import Collection
+import shutil
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner, default_name,
-                         ensure_dataset, resolve_storage, restore_tuner, smart_config)
+from tuner.folders import check_writable, make_folder
+from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner, check_sweep,
+                         default_name, ensure_dataset, resolve_storage, restore_tuner, smart_config)
 from tuner.sweep_exit import closing_lines, exit_status, hide_ray_restore_hint, trial_ends
 
 __all__ = ["cmd_tune", "cmd_resume", "cmd_analyze", "cmd_corpus", "print_summary"]
@@ -50,18 +53,37 @@ def cmd_tune(args: argparse.Namespace) -> int:
         gpus_per_trial=space.gpus_per_trial if args.gpus_per_trial is None else args.gpus_per_trial,
         scheduler=args.scheduler or space.scheduler, metric=space.metric, mode=space.mode,
         tracking_uri=_tracking_uri(storage, experiment_dir))
+    check_sweep(space, settings, cfg)
     fixed = ensure_dataset(space)
     param_space = dict(space.param_space(), data_dir=fixed["data_dir"])
-    tuner = build_tuner(space, settings, cfg, param_space)
-    if "://" not in storage:
-        experiment_dir.mkdir(parents=True, exist_ok=True)
-        settings.save()
-        (experiment_dir / SMART_CONFIG_FILE).write_text(yaml.safe_dump(overrides, sort_keys=False))
+    with _new_experiment(experiment_dir, local="://" not in storage):
+        tuner = build_tuner(space, settings, cfg, param_space)
+        if "://" not in storage:
+            settings.save()
+            (experiment_dir / SMART_CONFIG_FILE).write_text(
+                yaml.safe_dump(overrides, sort_keys=False))
     print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
           f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
     hide_ray_restore_hint()
     result = tuner.fit()
     return _finish(settings, result.experiment_path, cfg)
+
+
+@contextlib.contextmanager
+def _new_experiment(experiment_dir: Path, local: bool) -> Iterator[None]:
+    """Create the experiment folder (one line when it cannot be); should anything fail before
+    the sweep starts, remove what was created, so a failed start never blocks the name."""
+    existed = experiment_dir.exists()  # and empty: cmd_tune refuses a folder holding files
+    if local:
+        make_folder(experiment_dir, "--storage: experiment folder")
+    try:
+        yield
+    except BaseException:
+        if local:
+            shutil.rmtree(experiment_dir, ignore_errors=True)
+            if existed:
+                experiment_dir.mkdir()
+        raise
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -102,6 +124,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from model.corpus import build_corpus
     from model.data import prepare_features
 
+    check_writable(args.dir, "corpus folder")
     out = build_corpus(args.dir, n_utterances=args.n, seed=args.seed, progress=True)
     print(f"corpus: {out}")
     if not args.no_features:

@@ -438,6 +438,11 @@ def _build_actions(data: Any, source: str) -> dict[str, tuple[Adjustment, ...]]:
 
 
 def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustment:
+    from tuner.training.settings import DEFAULTS, NUMERIC_KEYS, check_value
+
+    if param not in DEFAULTS or param.startswith("_"):  # a recovery changes a train_tts setting
+        raise _unknown(param, [k for k in DEFAULTS if not k.startswith("_")],
+                       where[:-len(param)], source)
     spec = _mapping(spec, where, source)
     for key in spec:
         if key not in _ADJUSTMENT_KEYS:
@@ -447,9 +452,16 @@ def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustm
         raise ConfigError(f"{where} must have exactly one of scale/shift/value/set, got {sorted(spec)!r} "
                           f"in {source}")
     mode = modes[0]
+    if mode != "set" and param not in NUMERIC_KEYS:
+        raise ConfigError(f"{where}.{mode}: {param} is not a number; change it with set: VALUE "
+                          f"in {source}")
     opt = {k: _convert(spec[k], float | None, f"{where}.{k}", source) for k in ("min", "max") if k in spec}
     flags = {k: _convert(spec[k], bool, f"{where}.{k}", source) for k in ("log", "integer") if k in spec}
     if mode == "set":
+        try:
+            check_value(param, spec["set"])
+        except UserError as err:
+            raise ConfigError(f"{where}.set: {err} in {source}") from None
         return Adjustment(param, mode, value=spec["set"], default=spec.get("default"), **opt, **flags)
     bounds = spec[mode]
     if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2

@@ -3,7 +3,7 @@
 Every validator of ``tuner/`` raises a subclass of ``UserError`` (``ConfigError``,
 ``SearchSpaceError``, ``TrainConfigError``, ``SweepError``, ``ExperimentNotFoundError``,
 ``UsageError``); its message is one line naming the file or field, the value and the fix.
-``model/`` does not import ``tuner/``, so its input errors (``DatasetError``,
+``model/`` does not import ``tuner/``, so its input errors (``CorpusError``, ``DatasetError``,
 ``UnknownCharacterError``) are plain ``ValueError``s; ``user_error_types`` adds them.
 """
 
@@ -18,7 +18,8 @@ class UserError(ValueError):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """``UserError`` and the input errors of ``model/`` (imported here, on first need)."""
+    from model.corpus import CorpusError
     from model.data import DatasetError
     from model.text import UnknownCharacterError
 
-    return (UserError, DatasetError, UnknownCharacterError)
+    return (UserError, CorpusError, DatasetError, UnknownCharacterError)

@@ -21,7 +21,9 @@ File format (see ``search_spaces/quickstart.yaml`` for a commented example)::
       training_recovery: {min_training_time: 30}
 
 Rules: bounds are numbers with low < high and low >= 0 (every tuned TTS hyperparameter is
-non-negative; loguniform needs low > 0); a name may not be both fixed and searched. Every mistake
+non-negative; loguniform needs low > 0); a name may not be both fixed and searched; every
+``config:`` and ``search:`` name is a ``train_tts`` setting and every value a sampler can draw is
+one it accepts (tuner/training/space_check.py). Every mistake
 raises ``SearchSpaceError`` with one line naming the file, the field, the value and the fix.
 """
 
@@ -193,6 +195,8 @@ def parse_search_space(data: Any, path: str | Path = "<search space>") -> Search
             raise err(f"search.{param.name}", param.name,
                       "it is also fixed under config; remove it from one of the two")
 
+    _check_train_tts(p, config, params)
+
     smart = data.get("smart_tuner", {}) or {}
     if not isinstance(smart, Mapping):
         raise err("smart_tuner", smart, "write a mapping of tuner/config.yaml sections")
@@ -200,6 +204,19 @@ def parse_search_space(data: Any, path: str | Path = "<search space>") -> Search
                        max_concurrent=max_concurrent, scheduler=scheduler, cpus_per_trial=cpus,
                        gpus_per_trial=gpus, build_corpus=build_corpus, config=config,
                        search=params, smart_tuner=_deep_copy(smart))
+
+
+def _check_train_tts(p: Path, config: Mapping[str, Any], params: tuple[SearchParam, ...]) -> None:
+    """Every ``config:`` and ``search:`` key is a train_tts setting, every value one it accepts."""
+    from tuner.training.settings import TrainConfigError
+    from tuner.training.space_check import check_fixed, check_searched
+
+    try:
+        check_fixed(config)
+        for param in params:
+            check_searched(param.name, param.kind, param.args, config)
+    except TrainConfigError as err:
+        raise SearchSpaceError(f"{p}: {err}") from None
 
 
 def _positive_int(value: Any, name: str, err: Any) -> int:

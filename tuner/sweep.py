@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from tuner.errors import UserError
+from tuner.folders import check_writable, make_folder
 from tuner.search_space import SCHEDULERS, SearchSpace
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "SMART_CONFIG_FILE",
     "resolve_storage",
     "smart_config",
+    "check_sweep",
+    "check_optuna_storage",
     "make_scheduler",
     "ensure_dataset",
     "build_tuner",
@@ -110,6 +113,57 @@ def smart_config(space_overrides: dict[str, Any], config_path: str | None) -> tu
                             + (f" + {config_path}" if config_path else "")), overrides
 
 
+def check_sweep(space: SearchSpace, settings: SweepSettings, cfg: Any) -> None:
+    """What Ray would find out only after the experiment folder exists: a search space with
+    nothing to search, PBT without a top-level searched value, an ``optuna.storage`` that cannot be
+    opened, a ``--storage`` folder that cannot be written. Creates nothing."""
+    if not space.search:
+        raise SweepError(
+            f"{space.path}: search: is empty or missing, so there is nothing to tune; add at least "
+            "one searched value, e.g. search: {seed: {randint: [0, 1000]}}")
+    if settings.scheduler == "pbt" and all("." in p.name for p in space.search):
+        raise SweepError(f"{space.path}: --scheduler pbt mutates top-level search: values only; "
+                         "search at least one such as learning_rate")
+    check_optuna_storage(cfg.optuna.storage)
+    if "://" not in settings.storage:
+        check_writable(settings.storage, "--storage")
+
+
+def check_optuna_storage(url: str | None) -> None:
+    """``optuna.storage``: null, or a database URL whose driver is installed and which opens
+    (SQLite: its folder can be written; a server: one connection, 10 s timeout)."""
+    if url is None:
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    fix = ("use sqlite:////absolute/path/recovery.db, postgresql://user@host/db, or null for the "
+           "default (recovery.db in the experiment folder)")
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as err:
+        raise SweepError(f"optuna.storage {url!r} cannot be opened ({_first_line(err)}); "
+                         f"{fix}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            check_writable(Path(parsed.database).parent, f"optuna.storage {url!r}: folder")
+        return
+    timeout = {"connect_timeout": 10} if parsed.get_backend_name() in ("postgresql", "mysql") else {}
+    try:
+        with create_engine(url, connect_args=timeout).connect():
+            pass
+    except (SQLAlchemyError, ImportError) as err:
+        raise SweepError(f"optuna.storage {url!r} cannot be opened "
+                         f"({_first_line(getattr(err, 'orig', None) or err)}); {fix}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines() or [type(err).__name__])[0][:200]
+
+
 def ensure_dataset(space: SearchSpace) -> dict[str, Any]:
     """The trial config's dataset, built and featurised once before the sweep.
 
@@ -131,11 +185,17 @@ def ensure_dataset(space: SearchSpace) -> dict[str, Any]:
                 "at an LJSpeech-layout dataset or set build_corpus: true to build the built-in one")
         from model.corpus import build_corpus
 
+        check_writable(data_dir, "config.data_dir (the built-in corpus goes there)")
         print(f"smart-tuner: building the built-in corpus in {data_dir} (once)", flush=True)
         build_corpus(data_dir, progress=True)
     from model.data import check_features, prepare_features
 
-    check_features(prepare_features(data_dir, cache_dir=config.get("cache_dir"), progress=True))
+    try:
+        features = prepare_features(data_dir, cache_dir=config.get("cache_dir"), progress=True)
+    except OSError as err:  # e.g. a dataset on a read-only disk: the cache beside it fails
+        raise SweepError(f"cannot write the feature cache: {err.filename or data_dir}: "
+                         f"{err.strerror or err}; set config.cache_dir to a writable folder") from None
+    check_features(features)
     config["data_dir"] = str(data_dir.resolve())
     return config
 

@@ -1,23 +1,25 @@
 """Trial config -> validated ``TrainSettings`` for ``train_tts``.
 
 ``DEFAULTS`` is the one place the trainable's defaults live (``tuner.trainable.DEFAULTS`` is the
-same dict). Unknown keys are ignored (search spaces may carry keys for other parts); a bad value
-of a known key raises ``TrainConfigError`` with a one-line message naming the key, the value and
-the fix.
+same dict). ``from_config`` ignores unknown keys (a sweep refuses them before Ray starts, see
+``tuner/training/space_check.py``); a bad value of a known key raises ``TrainConfigError`` with a
+one-line message naming the key, the value and the fix.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuner.errors import UserError
 
-__all__ = ["DEFAULTS", "DEFAULT_CORPUS_DIR", "TrainConfigError", "TrainSettings", "INJECT_KEYS"]
+__all__ = ["DEFAULTS", "DEFAULT_CORPUS_DIR", "TrainConfigError", "TrainSettings", "INJECT_KEYS",
+           "INTEGER_KEYS", "NUMERIC_KEYS", "check_value", "unknown_key_message"]
 
 DEFAULT_CORPUS_DIR = Path.home() / ".cache" / "smart-tuner" / "corpus"
 
@@ -151,6 +153,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "amp": ("auto", "none", "bf16", "fp16"),
 }
 _FLAGS = ("reset_attention", "lr_restart", "tensorboard")
+INTEGER_KEYS = frozenset(_INTS) | {"num_threads"}
+NUMERIC_KEYS = frozenset(_FLOATS) | INTEGER_KEYS
 
 
 @dataclass(frozen=True)
@@ -198,29 +202,52 @@ class TrainSettings:
         sweep started in, ``TUNE_ORIG_WORKING_DIR``, else the current one).
         """
         merged = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
-        values: dict[str, Any] = {}
-        for key, (lo, hi, lo_open, allowed) in _FLOATS.items():
-            values[key] = _number(key, merged[key], lo, hi, lo_open, allowed)
-        for key, lo in _INTS.items():
-            values[key] = _integer(key, merged[key], lo, f"an integer >= {lo}")
-        for key, options in _CHOICES.items():
-            values[key] = _choice(key, merged[key], options)
-        for key in _FLAGS:
-            values[key] = _flag(key, merged[key])
-        threads = merged["num_threads"]
-        values["num_threads"] = None if threads is None else _integer(
-            "num_threads", threads, 1, "null or an integer >= 1"
-        )
-        if not isinstance(merged["model"], Mapping):
-            raise _fail("model", merged["model"], "a mapping of Tacotron2Config overrides")
-        values["model"] = dict(merged["model"])
-        values["inject"] = _inject(merged["inject"])
+        values = {k: check_value(k, merged[k]) for k in DEFAULTS if k not in _PATHS}
         base = base_dir or Path(os.environ.get("TUNE_ORIG_WORKING_DIR", os.getcwd()))
         values["data_dir"] = _data_dir(merged["data_dir"], base)
         cache = merged["cache_dir"]
         values["cache_dir"] = None if cache is None else _resolve(Path(str(cache)), base)
         values["restart_generation"] = values.pop("_restart_generation")
         return cls(**values)
+
+
+_PATHS = ("data_dir", "cache_dir")
+
+
+def check_value(key: str, value: Any) -> Any:
+    """The checked value of the known key ``key`` (TrainConfigError naming key, value and what is
+    allowed); ``data_dir``/``cache_dir`` only by type (where they point is checked later)."""
+    if key in _FLOATS:
+        return _number(key, value, *_FLOATS[key])
+    if key in _INTS:
+        return _integer(key, value, _INTS[key], f"an integer >= {_INTS[key]}")
+    if key in _CHOICES:
+        return _choice(key, value, _CHOICES[key])
+    if key in _FLAGS:
+        return _flag(key, value)
+    if key == "num_threads":
+        return None if value is None else _integer(key, value, 1, "null or an integer >= 1")
+    if key == "model":
+        if not isinstance(value, Mapping):
+            raise _fail("model", value, "a mapping of Tacotron2Config overrides")
+        return dict(value)
+    if key == "inject":
+        return _inject(value)
+    if key in _PATHS:
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise _fail(key, value, "a folder path")
+        return value
+    raise TrainConfigError(unknown_key_message(key))
+
+
+def unknown_key_message(key: str, known: Iterable[str] | None = None, where: str = "",
+                        what: str = "train_tts config key") -> str:
+    """``config.max_step: unknown train_tts config key 'max_step'; did you mean 'max_steps'?``
+    (or the known names when none is close). ``where``: the field's prefix (``config.``)."""
+    names = sorted(k for k in (DEFAULTS if known is None else known) if not k.startswith("_"))
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(names)
+    return f"{where}{key}: unknown {what} {key!r}; {hint}"
 
 
 def _resolve(path: Path, base: Path) -> Path:
