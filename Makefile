@@ -1,7 +1,7 @@
 # Smart Tuner — every target makes/refreshes .venv first, then runs.
 #   make demo   build the built-in corpus (cached), its features (cached), run the quickstart sweep
 #   make test   the whole test suite (CI runs this through .ci/run)
-#   make bench  the fault-injected sweep benchmark -> benchmarks/results/, BENCHMARKS.md
+#   make bench  the fault-injected sweep benchmark (surrogate trials, scenario family) -> benchmarks/results/, BENCHMARKS.md
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -30,8 +30,10 @@ demo: corpus
 test: venv
 	$(VENV)/bin/pytest -q --timeout=600
 
+BENCH_SCENARIOS ?= benchmarks/scenarios/default.yaml benchmarks/scenarios/midtrain.yaml \
+	benchmarks/scenarios/rate10.yaml benchmarks/scenarios/rate50.yaml
 bench: venv
-	$(PY) -m benchmarks.sweep --scenario benchmarks/scenarios/default.yaml
+	$(PY) -m benchmarks.sweep --scenario $(BENCH_SCENARIOS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from benchmarks.scenario import Scenario
 
 NAN_METRICS = ("training.loss", "validation.loss", "grad.norm")
@@ -145,7 +147,8 @@ class AshaDriver(Driver):
 
     def result(self, trial: SimTrial, result: dict[str, Any], checkpoint: Any, now: float) -> Verdict:
         decision = self.sched.on_trial_result(self.controller, trial, result)
-        return Verdict("stop", "stop") if decision == "STOP" else Verdict("continue")
+        # "prune": ASHA's normal work; the harness turns a STOP at max_t into a normal completion
+        return Verdict("stop", "prune") if decision == "STOP" else Verdict("continue")
 
     def complete(self, trial: SimTrial, result: dict[str, Any]) -> None:
         self.sched.on_trial_complete(self.controller, trial, result)
@@ -176,7 +179,8 @@ class PbtDriver(Driver):
         super().__init__(scenario, seed, controller)
         from ray.tune.schedulers import PopulationBasedTraining
 
-        random.seed(seed)  # PBT draws from the global `random` module
+        random.seed(seed)      # PBT's explore draws from the global `random` module ...
+        np.random.seed(seed)   # ... and resamples through tune's Domain.sample, i.e. numpy's global generator
         opts = dict(scenario.pbt)
         self.sched = PopulationBasedTraining(
             time_attr="training_iteration", metric="validation.loss", mode="min",

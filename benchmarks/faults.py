@@ -6,14 +6,20 @@ judged. While a fault is *active* (report index >= onset and the trial's current
 satisfy the cure) it changes the trial's state and metrics as below; once cured, its damage heals
 (or, for divergence, stays until the trial is rolled back to a checkpoint from before it).
 
-| kind | effect while active | cure condition (current config vs original) |
+| kind | effect while active | cure condition (the trial's own thresholds, drawn per trial) |
 |---|---|---|
-| gradient_explosion | first active report: grad.norm x ``EXPLOSION_GRAD`` (> 1e3), losses x3; then the weights are NaN: every loss and grad.norm NaN until a rollback | learning_rate <= ``EXPLOSION_CURE_LR`` x original (halving cures, x0.8 does not) |
-| overfitting | validation.loss stops improving at the onset and rises by ``slope`` (relative) per report; training.loss keeps falling | dropout >= original + 0.05, or weight_decay >= 2 x original (>= 1e-6), or learning_rate <= 0.8 x original |
-| stagnation | no learning progress; losses frozen (no noise) | ``lr_restart`` flag set, or batch_size != original |
-| attention_collapse | attention score -> 0.02, validation.loss + 30% | guided_attention_weight >= 1.5 x original, or ``reset_attention`` flag set |
-| gate_collapse | gate accuracy -> 0.05, early-stop fraction -> 0.8, validation.loss + 20% | gate_loss_weight >= 1.5 x original, or gate_pos_weight >= 1.2 x original |
+| gradient_explosion | first active report: grad.norm x ``EXPLOSION_GRAD`` (> 1e3), losses x3; then the weights are NaN: every loss and grad.norm NaN until a rollback | learning_rate <= ``lr_scale_max`` x original (the trial's stability limit) |
+| overfitting | validation.loss stops improving at the onset and rises by ``slope`` (relative) per report; training.loss keeps falling | dropout >= original + ``dropout_shift``, or weight_decay >= ``weight_decay_scale`` x original, or learning_rate <= ``lr_scale_max`` x original |
+| stagnation | no learning progress; losses frozen (no noise) | batch_size != original, or learning_rate changed by a factor >= ``lr_change`` (either way) |
+| attention_collapse | attention score -> 0.02, validation.loss + 30% | guided_attention_weight >= ``guided_attention_scale`` x original |
+| gate_collapse | gate accuracy -> 0.05, early-stop fraction -> 0.8, validation.loss + 20% | gate_loss_weight >= ``gate_loss_scale`` x original, or gate_pos_weight >= ``gate_pos_scale`` x original |
 | corrupt_data | losses grow x1.5 per report, grad.norm x10 per report; NaN 5 reports after onset | none: unrecoverable (only stopping saves compute) |
+
+Cures belong to the trial, not to any scheduler: each faulty trial draws its thresholds
+(``Fault.cure``) from the scenario's ranges (``CURE_RANGES`` by default, ``faults.<kind>.cure``
+in a scenario file), independently of Smart Tuner's adjustment regions in tuner/config.yaml.
+Flags that only Smart Tuner sets (``lr_restart``, ``reset_attention``) cure nothing by
+themselves: no recorded real run shows that they do.
 
 NaN policy: faults are the only source of non-finite values in the surrogate; a diverged trial
 reports NaN for training.loss, validation.loss, overfitting.gap and grad.norm (never 0).
@@ -36,7 +42,23 @@ FAULT_KINDS: tuple[str, ...] = (
 UNRECOVERABLE: frozenset[str] = frozenset({"corrupt_data"})
 EXPLOSION_NAN_KINDS: frozenset[str] = frozenset({"gradient_explosion"})
 
-EXPLOSION_CURE_LR = 0.6          # lr <= 0.6 x original cures an explosion
+# Default ranges of the per-trial cure thresholds (uniform draws; see the module table).
+# A trial is cured when ANY of its thresholds is met. Chosen once, before the comparison, from
+# what the thresholds mean, not from tuner/config.yaml: a stability limit of the learning rate
+# between 0.2x and 0.7x the sampled one (an unstable trial is rarely stable just below its rate,
+# and rarely needs less than a fifth); a collapsed attention needs 1.2-2.5x its guided-attention
+# weight; a collapsed gate 1.2-2.5x its loss weight or 1.1-2x its positive weight; overfitting
+# yields to 0.05-0.2 more dropout, 3-30x the weight decay or 0.3-0.8x the learning rate; a
+# stagnating trial needs another batch size or a learning rate moved by 1.5-3x.
+CURE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "gradient_explosion": {"lr_scale_max": (0.2, 0.7)},
+    "overfitting": {"dropout_shift": (0.05, 0.2), "weight_decay_scale": (3.0, 30.0), "lr_scale_max": (0.3, 0.8)},
+    "stagnation": {"batch_size_changed": (1.0, 1.0), "lr_change": (1.5, 3.0)},
+    "attention_collapse": {"guided_attention_scale": (1.2, 2.5)},
+    "gate_collapse": {"gate_loss_scale": (1.2, 2.5), "gate_pos_scale": (1.1, 2.0)},
+    "corrupt_data": {},
+}
+CURE_KEYS = frozenset(k for ranges in CURE_RANGES.values() for k in ranges)
 EXPLOSION_GRAD = 2.0e3           # grad.norm multiplier on the exploding report
 CORRUPT_NAN_AFTER = 5            # reports after onset until a corrupt-data trial is NaN
 
@@ -58,40 +80,45 @@ class Fault:
     onset: int
     base: Mapping[str, Any] = field(default_factory=dict)
     slope: float = 0.05
+    cure: Mapping[str, float] = field(default_factory=dict)   # this trial's thresholds (see the table)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"fault kind {self.kind!r} is unknown; use one of {', '.join(FAULT_KINDS)}")
         if self.onset < 1:
             raise ValueError(f"fault onset must be a report index >= 1, got {self.onset!r}")
+        unknown = sorted(set(self.cure) - CURE_KEYS)
+        if unknown:
+            raise ValueError(f"fault cure keys {unknown} are unknown; use some of {sorted(CURE_KEYS)}")
+        if not self.cure:   # a hand-built fault: the middle of the default ranges
+            object.__setattr__(self, "cure", self.midpoint_cure(self.kind))
 
     @property
     def recoverable(self) -> bool:
         return self.kind not in UNRECOVERABLE
 
     def cured(self, config: Mapping[str, Any]) -> bool:
-        """Whether ``config`` satisfies this fault's cure condition (see the module table)."""
-        b, c = self.base, config
-        if self.kind == "gradient_explosion":
-            return _num(c, "learning_rate", 0.0) <= EXPLOSION_CURE_LR * _num(b, "learning_rate", 0.0)
-        if self.kind == "overfitting":
-            wd0 = _num(b, "weight_decay", 0.0)
-            return (
-                _num(c, "dropout", 0.0) >= _num(b, "dropout", 0.0) + 0.05 - 1e-12
-                or _num(c, "weight_decay", 0.0) >= max(2.0 * wd0, 1e-6)
-                or _num(c, "learning_rate", 0.0) <= 0.8 * _num(b, "learning_rate", 0.0)
-            )
-        if self.kind == "stagnation":
-            return bool(c.get("lr_restart")) or int(_num(c, "batch_size", 0)) != int(_num(b, "batch_size", 0))
-        if self.kind == "attention_collapse":
-            return bool(c.get("reset_attention")) or _num(c, "guided_attention_weight", 1.0) >= 1.5 * _num(
-                b, "guided_attention_weight", 1.0
-            )
-        if self.kind == "gate_collapse":
-            return _num(c, "gate_loss_weight", 1.0) >= 1.5 * _num(b, "gate_loss_weight", 1.0) or _num(
-                c, "gate_pos_weight", 5.0
-            ) >= 1.2 * _num(b, "gate_pos_weight", 5.0)
-        return False  # corrupt_data
+        """Whether ``config`` meets any of this trial's cure thresholds (see the module table)."""
+        b, c, need = self.base, config, self.cure
+        if self.kind == "corrupt_data" or not need:
+            return False
+        lr0, lr = _num(b, "learning_rate", 0.0), _num(c, "learning_rate", 0.0)
+        checks = {
+            "lr_scale_max": lambda v: lr <= v * lr0,
+            "lr_change": lambda v: lr0 > 0 and lr > 0 and abs(math.log(lr / lr0)) >= math.log(v) - 1e-12,
+            "dropout_shift": lambda v: _num(c, "dropout", 0.0) >= _num(b, "dropout", 0.0) + v - 1e-12,
+            "weight_decay_scale": lambda v: _num(c, "weight_decay", 0.0) >= v * max(_num(b, "weight_decay", 0.0), 1e-7),
+            "batch_size_changed": lambda v: int(_num(c, "batch_size", 0)) != int(_num(b, "batch_size", 0)),
+            "guided_attention_scale": lambda v: _num(c, "guided_attention_weight", 1.0) >= v * _num(b, "guided_attention_weight", 1.0),
+            "gate_loss_scale": lambda v: _num(c, "gate_loss_weight", 1.0) >= v * _num(b, "gate_loss_weight", 1.0),
+            "gate_pos_scale": lambda v: _num(c, "gate_pos_weight", 5.0) >= v * _num(b, "gate_pos_weight", 5.0),
+        }
+        return any(checks[k](float(v)) for k, v in need.items())
+
+    @staticmethod
+    def midpoint_cure(kind: str) -> dict[str, float]:
+        """The middle of each default range (tests and hand-built faults)."""
+        return {k: (lo + hi) / 2 for k, (lo, hi) in CURE_RANGES[kind].items()}
 
     def active(self, report: int, config: Mapping[str, Any]) -> bool:
         """Whether the fault acts on report ``report`` (1-based) under ``config``."""

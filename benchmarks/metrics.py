@@ -1,6 +1,25 @@
 """Sweep metrics: per-scheduler summaries over seeds, Wilson intervals, best-so-far curves.
 
-Definitions (per scheduler, over all seeds of a scenario):
+What a sweep user loses (issue 8; "usable" is defined once, in benchmarks/usable.py):
+- ``compute_lost_share``: trial-reports spent on trials that end unusable / all trial-reports
+  (pooled over seeds). Trials still running when the budget runs out count as they end.
+- ``usable_models``: trials that end usable (sum over seeds); ``usable_per_100_reports``: the
+  same per 100 trial-reports of compute.
+- ``faulty_usable``: trials whose fault acts when they run unscheduled (ground truth) that were
+  started and end usable, with ``faulty`` (how many were started) and ``usable_without_fault``
+  (how many of them would end usable without the fault: the most any scheduler can save).
+- ``healthy_interventions``: stops, mutations and restarts of trials that end usable when run
+  unscheduled (ground truth). ASHA's pruning and PBT's exploits of such trials are their normal
+  work and counted apart as ``healthy_pruned``; a trial that reaches ``max_reports`` completes
+  (ASHA's STOP there is no intervention).
+- ``compute_to_first_usable``: trial-reports until some trial's state is first usable; median
+  over seeds (a seed without one counts as +inf).
+- ``regret``: noise-free validation.loss of the model the sweep hands the user (the trial with
+  the lowest last reported validation.loss, as ``ResultGrid.get_best_result`` picks it) minus
+  the lowest noise-free loss reachable in the scenario (``harness.best_reachable``); median
+  over seeds.
+
+Earlier definitions (per scheduler, over all seeds of a scenario):
 - ``compute_to_target``: trial-reports summed over all trials until the first report at which a
   trial's smoothed validation.loss (median of its last 3 reports, benchmarks/harness.py) <= target; median over seeds, a seed that never reaches it counting as +inf
   (so the median is null when more than half miss).
@@ -24,7 +43,7 @@ import statistics
 from typing import Any, Iterable, Sequence
 
 from benchmarks.faults import EXPLOSION_NAN_KINDS
-from benchmarks.harness import RunRecord
+from benchmarks.harness import PRUNING_ACTIONS, RunRecord
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
@@ -81,7 +100,7 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, Any]:
         }
     explosion_lat = [t.latency for t in manifested if t.fault in EXPLOSION_NAN_KINDS and t.latency is not None]
     rate = len(recovered) / len(recoverable) if recoverable else None
-    return {
+    return {**user_metrics(runs), **{
         "compute_to_target": median_inf([r.compute_to_target for r in runs]),
         "compute_to_target_per_seed": [r.compute_to_target for r in runs],
         "target_reached_seeds": sum(r.compute_to_target is not None for r in runs),
@@ -108,6 +127,38 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, Any]:
         "by_fault": by_kind,
         "decision_us_p50_in_sweep": percentile([d for r in runs for d in r.decision_us], 50),
         "decision_us_p99_in_sweep": percentile([d for r in runs for d in r.decision_us], 99),
+    }}
+
+
+def user_metrics(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """The issue-8 keys (see the module docstring) from the runs of one scheduler."""
+    trials = [t for r in runs for t in r.trials.values()]
+    compute = sum(t.reports for t in trials)
+    usable = [t for t in trials if t.usable]
+    faulty = [t for t in trials if t.faulty]
+    faulty_ok = [t for t in faulty if t.usable]
+    ok_unscheduled = [t for t in trials if t.usable_unscheduled]
+    interventions = [a for t in ok_unscheduled for _, a in t.actions if a not in PRUNING_ACTIONS]
+    pruned = [a for t in ok_unscheduled for _, a in t.actions if a in PRUNING_ACTIONS]
+    regrets = [r.regret for r in runs]
+    return {
+        "compute_lost_share": sum(t.reports for t in trials if not t.usable) / compute if compute else None,
+        "usable_models": len(usable),
+        "usable_per_100_reports": 100.0 * len(usable) / compute if compute else None,
+        "faulty_usable": {"usable": len(faulty_ok), "faulty": len(faulty),
+                          "usable_without_fault": sum(t.usable_without_fault for t in faulty),
+                          "rate": len(faulty_ok) / len(faulty) if faulty else None,
+                          "wilson95": wilson(len(faulty_ok), len(faulty))},
+        "healthy_interventions": len(interventions),
+        "healthy_interventions_trials": sum(1 for t in ok_unscheduled if any(a not in PRUNING_ACTIONS for _, a in t.actions)),
+        "healthy_pruned": len(pruned),
+        "usable_unscheduled_trials": len(ok_unscheduled),
+        "compute_to_first_usable": median_inf([r.compute_to_first_usable for r in runs]),
+        "compute_to_first_usable_per_seed": [r.compute_to_first_usable for r in runs],
+        "regret": median_inf(regrets),
+        "regret_per_seed": regrets,
+        "best_reachable_loss": runs[0].best_reachable if runs else None,
+        "trials_started": len(trials),
     }
 
 

@@ -5,10 +5,17 @@ space, faults (rates and onset reports), seeds, concurrency, budget, target and 
 Units: one *report* = one validation of one trial (``steps_per_report`` training steps); budget
 and compute are counted in trial-reports summed over trials (rollbacks do not refund compute).
 
-Fault assignment per seed: ``round(fault_rate_total x trials)`` faulty trials, split over kinds
-by largest remainder of ``rate x trials``. Kinds with ``select: highest_learning_rate`` take the
-trials with the highest learning rates (the realistic case: the fastest learners explode late);
-the others take random trials among the rest. Onsets are uniform integers in ``onset: [lo, hi]``.
+Trials come as a *stream* (``trial_spec(scenario, seed, index)``, ``trial_stream``): trial
+``index`` of ``seed`` has its own random generator, so its config, noise seed, fault and cure
+thresholds are the same whichever scheduler asks for it and however many trials it asks for (a
+searcher that keeps proposing until the budget is spent). Fault of a trial: kinds with
+``select: highest_learning_rate`` strike the trials whose learning rate lies in the top
+``rate`` of the search range (its quantile, log scale for loguniform: the fastest learners
+explode); the other kinds are drawn at random among the rest with probability ``rate`` each
+(rescaled so each kind's overall share is its ``rate``). Onsets are uniform integers in
+``onset: [lo, hi]``; the trial's cure thresholds (benchmarks/faults.py) are uniform draws in
+``cure: {key: [lo, hi]}`` (default ``faults.CURE_RANGES``). ``population(scenario, seed)`` is
+the first ``trials`` of the stream (tier 1b and tests).
 """
 
 from __future__ import annotations
@@ -17,11 +24,11 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
-from benchmarks.faults import FAULT_KINDS, Fault
+from benchmarks.faults import CURE_RANGES, FAULT_KINDS, Fault
 
 SCHEDULERS: tuple[str, ...] = ("fifo", "fifo_nan_stop", "asha", "pbt", "smart")
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "const")
@@ -38,6 +45,7 @@ class FaultRule:
     onset: tuple[int, int]
     select: str = "random"        # "random" | "highest_learning_rate"
     slope: float = 0.05           # overfitting only
+    cure: Mapping[str, tuple[float, float]] = field(default_factory=dict)   # per-trial threshold ranges
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Scenario:
     steps_per_report: int = 50
     seconds_per_report: float = 60.0
     ray_tune_seeds: tuple[int, ...] = ()
+    development_seeds: tuple[int, ...] = ()   # seeds used while developing rules: never evaluated
     asha: Mapping[str, Any] = field(default_factory=lambda: {"grace_period": 4, "reduction_factor": 3})
     pbt: Mapping[str, Any] = field(default_factory=lambda: {"perturbation_interval": 4, "quantile_fraction": 0.25})
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -125,7 +134,14 @@ def _check_faults(faults: Any, path: str, max_reports: int) -> tuple[FaultRule, 
         slope = spec.get("slope", 0.05)
         if not isinstance(slope, (int, float)) or slope <= 0:
             raise _err(path, f"faults.{kind}.slope", slope, "use a number > 0")
-        rules.append(FaultRule(kind, float(rate), (onset[0], onset[1]), select, float(slope)))
+        cure = spec.get("cure", CURE_RANGES[kind])
+        allowed = CURE_RANGES[kind]
+        if not isinstance(cure, dict) or any(k not in allowed for k in cure) or not all(
+                isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+                and 0 < v[0] <= v[1] for v in cure.values()):
+            raise _err(path, f"faults.{kind}.cure", cure, f"use {{key: [lo, hi]}} with 0 < lo <= hi, keys from {sorted(allowed) or 'none (unrecoverable)'}")
+        rules.append(FaultRule(kind, float(rate), (onset[0], onset[1]), select, float(slope),
+                               {k: (float(v[0]), float(v[1])) for k, v in cure.items()}))
     total = sum(r.rate for r in rules)
     if total > 0.5 + 1e-9:
         raise _err(path, "faults (sum of rates)", round(total, 4), "keep at least half of the trials healthy: sum of rates <= 0.5")
@@ -156,6 +172,11 @@ def load_scenario(path: str | Path) -> Scenario:
     seeds = data.get("seeds")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise _err(p, "seeds", seeds, "use a non-empty list of integers")
+    dev = data.get("development_seeds", [])
+    if not isinstance(dev, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in dev):
+        raise _err(p, "development_seeds", dev, "use a list of integers (may be empty)")
+    if set(dev) & set(seeds):
+        raise _err(p, "seeds", sorted(set(dev) & set(seeds)), "evaluation seeds must differ from development_seeds")
     ray_seeds = data.get("ray_tune_seeds", [])
     if not isinstance(ray_seeds, list) or not all(isinstance(s, int) for s in ray_seeds):
         raise _err(p, "ray_tune_seeds", ray_seeds, "use a list of integers (may be empty)")
@@ -180,7 +201,7 @@ def load_scenario(path: str | Path) -> Scenario:
         seeds=tuple(seeds), search_space=_check_space(data.get("search_space"), p),
         faults=_check_faults(data.get("faults", {}), p, max_reports), schedulers=tuple(scheds),
         steps_per_report=_int(data, "steps_per_report", p, 1, default=50), seconds_per_report=float(spr),
-        ray_tune_seeds=tuple(ray_seeds), fixed=dict(fixed), **kwargs,
+        ray_tune_seeds=tuple(ray_seeds), development_seeds=tuple(dev), fixed=dict(fixed), **kwargs,
     )
 
 
@@ -195,39 +216,59 @@ def _sample(spec: Mapping[str, Any], rng: random.Random) -> Any:
     return arg
 
 
-def _allocate(scenario: Scenario) -> list[int]:
-    """Faulty trials per fault rule: largest remainder so the total is round(rate_total x trials)."""
-    raw = [r.rate * scenario.trials for r in scenario.faults]
-    counts = [int(math.floor(x)) for x in raw]
-    total = int(round(scenario.fault_rate * scenario.trials))
-    order = sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)
-    for i in order[: max(0, total - sum(counts))]:
-        counts[i] += 1
-    return counts
+def _quantile(spec: Mapping[str, Any], value: float) -> float:
+    """Where ``value`` lies in its search range, 0..1 (log scale for loguniform; 0.5 otherwise)."""
+    kind, arg = next(iter(spec.items()))
+    if kind == "loguniform":
+        return math.log(value / arg[0]) / math.log(arg[1] / arg[0])
+    if kind == "uniform":
+        return (value - arg[0]) / (arg[1] - arg[0])
+    if kind == "choice" and len(arg) > 1:
+        return sorted(arg).index(value) / (len(arg) - 1)
+    return 0.5
+
+
+def trial_spec(scenario: Scenario, seed: int, index: int) -> TrialSpec:
+    """Trial ``index`` (0-based) of the stream of ``seed``: identical for every scheduler."""
+    rng = random.Random(seed * 1_000_003 + index)
+    cfg = dict(scenario.fixed)
+    cfg.update({k: _sample(v, rng) for k, v in scenario.search_space.items()})
+    u = rng.random()                               # one draw decides the fault kind
+    fault_rng = random.Random((seed * 1_000_003 + index) * 7 + 1)
+    rule = None
+    top = [r for r in scenario.faults if r.select == "highest_learning_rate"]
+    q = _quantile(scenario.search_space["learning_rate"], float(cfg["learning_rate"]))
+    edge = 1.0
+    for r in top:                                  # the top `rate` of the lr range, highest first
+        if edge - r.rate <= q < edge or (q >= 1.0 and edge == 1.0 and r.rate > 0):
+            rule = r
+            break
+        edge -= r.rate
+    if rule is None:
+        rest = [r for r in scenario.faults if r.select != "highest_learning_rate"]
+        scale = 1.0 / max(1e-9, 1.0 - sum(r.rate for r in top))
+        acc = 0.0
+        for r in rest:
+            acc += r.rate * scale
+            if u < acc:
+                rule = r
+                break
+    fault = None
+    if rule is not None:
+        onset = fault_rng.randint(rule.onset[0], rule.onset[1])
+        cure = {k: fault_rng.uniform(lo, hi) for k, (lo, hi) in sorted(rule.cure.items())}
+        fault = Fault(rule.kind, onset, dict(cfg), rule.slope, cure)
+    return TrialSpec(f"t{seed}_{index:03d}", cfg, seed * 100_000 + index, fault)
+
+
+def trial_stream(scenario: Scenario, seed: int) -> Iterator[TrialSpec]:
+    """Trials 0, 1, 2, ... of ``seed`` without end (the searcher of every scheduler)."""
+    index = 0
+    while True:
+        yield trial_spec(scenario, seed, index)
+        index += 1
 
 
 def population(scenario: Scenario, seed: int) -> list[TrialSpec]:
-    """The seeded population: configs, noise seeds and faults (identical for every scheduler)."""
-    rng = random.Random(seed)
-    configs = []
-    for _ in range(scenario.trials):
-        cfg = dict(scenario.fixed)
-        cfg.update({k: _sample(v, rng) for k, v in scenario.search_space.items()})
-        configs.append(cfg)
-    faults: list[Fault | None] = [None] * scenario.trials
-    free = list(range(scenario.trials))
-    rules = sorted(zip(scenario.faults, _allocate(scenario)), key=lambda rc: rc[0].select != "highest_learning_rate")
-    for rule, count in rules:
-        if rule.select == "highest_learning_rate":
-            chosen = sorted(free, key=lambda i: -configs[i]["learning_rate"])[:count]
-        else:
-            chosen = rng.sample(free, min(count, len(free)))
-        for i in chosen:
-            onset = rng.randint(rule.onset[0], rule.onset[1])
-            faults[i] = Fault(rule.kind, onset, dict(configs[i]), rule.slope)
-            free.remove(i)
-    order = list(range(scenario.trials))
-    rng.shuffle(order)  # launch order: faulty trials are not all first or last
-    return [
-        TrialSpec(f"t{seed}_{n:03d}", configs[i], seed * 1000 + i, faults[i]) for n, i in enumerate(order)
-    ]
+    """The first ``scenario.trials`` trials of the stream of ``seed``."""
+    return [trial_spec(scenario, seed, i) for i in range(scenario.trials)]

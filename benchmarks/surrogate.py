@@ -160,6 +160,10 @@ class SurrogateTrial:
         self.state = SurrogateState(report=report, progress=progress, damage=damage, generation=s.generation)
         return self.metrics(config, noisy=not frozen)
 
+    def clean_metrics(self, config: Mapping[str, Any]) -> dict[str, float]:
+        """The metrics of the current state without measurement noise (what "usable" judges)."""
+        return self.metrics(config, noisy=False)
+
     def metrics(self, config: Mapping[str, Any], noisy: bool = True) -> dict[str, float]:
         """The contract metrics of the current state (plain floats)."""
         c, s, d = self.c, self.state, self.state.damage

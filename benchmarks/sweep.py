@@ -1,4 +1,7 @@
-"""The fault-injected sweep benchmark: ``python -m benchmarks.sweep --scenario FILE``.
+"""The fault-injected sweep benchmark: ``python -m benchmarks.sweep --scenario FILE [FILE ...]``.
+
+With several scenario files the first is the headline (its scheduler entries sit at the top
+level of sweep.json, as before) and every file's summaries go to ``family`` (tier 1a only).
 
 Runs every scheduler of the scenario on identical seeded populations and fault schedules:
 tier 1a through the scheduler hooks for all ``seeds`` (benchmarks/harness.py), tier 1b through
@@ -25,7 +28,7 @@ from typing import Any
 
 from benchmarks import overhead
 from benchmarks.harness import RunRecord, run_population
-from benchmarks.metrics import best_so_far, ratio_to, summarize
+from benchmarks.metrics import best_so_far, median_inf, ratio_to, summarize, user_metrics
 from benchmarks.scenario import Scenario, load_scenario
 from benchmarks.surrogate import Calibration
 
@@ -54,6 +57,16 @@ def tier1a(scenario: Scenario, calibration: Calibration, seeds: tuple[int, ...])
         except ImportError as e:  # e.g. tuner.supervisor missing in an old checkout
             out[name] = f"{type(e).__name__}: {e}"
     return out
+
+
+def family_entry(scenario: Scenario, seeds: tuple[int, ...], runs: dict[str, list[RunRecord] | str]) -> dict[str, Any]:
+    """Scenario description and the issue-8 keys per scheduler (sweep.json ``family``)."""
+    out: dict[str, Any] = {"path": scenario.path, "seeds": list(seeds), "fault_rate": scenario.fault_rate,
+                           "faults": [asdict(f) for f in scenario.faults]}
+    for name, r in runs.items():
+        out[name] = {"error": r} if isinstance(r, str) else {
+            **user_metrics(r), "compute_to_target": median_inf([x.compute_to_target for x in r])}
+    return _clean(out)
 
 
 def _clean(x: Any) -> Any:
@@ -102,7 +115,8 @@ def build_results(scenario: Scenario, calibration: Calibration, seeds: tuple[int
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.splitlines()[0])
-    ap.add_argument("--scenario", required=True, help="scenario YAML, e.g. benchmarks/scenarios/default.yaml")
+    ap.add_argument("--scenario", required=True, nargs="+",
+                    help="scenario YAML(s), e.g. benchmarks/scenarios/default.yaml; the first is the headline")
     ap.add_argument("--seeds", type=int, nargs="+", help="override the scenario's seeds (tier 1a)")
     ap.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
     ap.add_argument("--no-ray", action="store_true", help="skip tier 1b (real Ray Tune)")
@@ -111,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     _quiet()
     t0 = time.time()
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario[0])
     calibration = Calibration.load()
     seeds = tuple(args.seeds) if args.seeds else scenario.seeds
     out = Path(args.out)
@@ -122,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     over = overhead.run(schedulers=tuple(n for n in ("smart", "asha", "pbt") if n in scenario.schedulers))
     doc = build_results(scenario, calibration, seeds, runs, over)
     doc["command"] = "python -m benchmarks.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc["family"] = {scenario.name: family_entry(scenario, seeds, runs)}
+    for path in args.scenario[1:]:
+        other = load_scenario(path)
+        other_seeds = tuple(args.seeds) if args.seeds else other.seeds
+        print(f"tier 1a family: {other.name}, {len(other_seeds)} seeds", flush=True)
+        doc["family"][other.name] = family_entry(other, other_seeds, tier1a(other, calibration, other_seeds))
     if scenario.ray_tune_seeds and not args.no_ray:
         from benchmarks import ray_tier
 

@@ -13,28 +13,36 @@ BASE = {"learning_rate": 2e-3, "batch_size": 16, "dropout": 0.1, "weight_decay":
         "guided_attention_weight": 1.0, "gate_loss_weight": 1.0, "gate_pos_weight": 5.0}
 
 
+# Hand-built faults take the middle of each default cure range (faults.CURE_RANGES): explosion
+# lr <= 0.45x; overfitting dropout +0.125, weight decay x16.5 or lr <= 0.55x; stagnation another
+# batch size or lr moved by x2.25; attention guided attention x1.85; gate loss weight x1.85 or
+# positive weight x1.55. Flags only Smart Tuner sets (lr_restart, reset_attention) cure nothing.
 @pytest.mark.parametrize(
     "kind, change, cured",
     [
         ("gradient_explosion", {}, False),
-        ("gradient_explosion", {"learning_rate": 1e-3}, True),          # halved
-        ("gradient_explosion", {"learning_rate": 1.6e-3}, False),       # x0.8 is not enough
-        ("gradient_explosion", {"learning_rate": 1.2e-3}, True),        # exactly 0.6x
+        ("gradient_explosion", {"learning_rate": 1e-3}, False),         # halved: above this trial's limit
+        ("gradient_explosion", {"learning_rate": 0.9e-3}, True),        # exactly 0.45x
+        ("gradient_explosion", {"learning_rate": 5e-4}, True),
         ("overfitting", {}, False),
-        ("overfitting", {"dropout": 0.2}, True),
-        ("overfitting", {"weight_decay": 1e-5}, True),
-        ("overfitting", {"learning_rate": 1.6e-3}, True),
-        ("overfitting", {"dropout": 0.12}, False),
+        ("overfitting", {"dropout": 0.2}, False),                       # +0.1 < +0.125
+        ("overfitting", {"dropout": 0.25}, True),
+        ("overfitting", {"weight_decay": 1e-5}, False),                 # x10 < x16.5
+        ("overfitting", {"weight_decay": 2e-5}, True),
+        ("overfitting", {"learning_rate": 1e-3}, True),
         ("stagnation", {}, False),
-        ("stagnation", {"lr_restart": True}, True),
+        ("stagnation", {"lr_restart": True}, False),                    # a flag alone cures nothing
         ("stagnation", {"batch_size": 8}, True),
+        ("stagnation", {"learning_rate": 5e-3}, True),                  # x2.5 >= x2.25
+        ("stagnation", {"learning_rate": 3e-3}, False),
         ("attention_collapse", {}, False),
-        ("attention_collapse", {"guided_attention_weight": 1.5}, True),
-        ("attention_collapse", {"guided_attention_weight": 1.4}, False),
-        ("attention_collapse", {"reset_attention": True}, True),
+        ("attention_collapse", {"guided_attention_weight": 1.5}, False),
+        ("attention_collapse", {"guided_attention_weight": 2.0}, True),
+        ("attention_collapse", {"reset_attention": True}, False),       # a flag alone cures nothing
         ("gate_collapse", {}, False),
-        ("gate_collapse", {"gate_loss_weight": 1.5}, True),
-        ("gate_collapse", {"gate_pos_weight": 6.0}, True),
+        ("gate_collapse", {"gate_loss_weight": 1.5}, False),
+        ("gate_collapse", {"gate_loss_weight": 2.0}, True),
+        ("gate_collapse", {"gate_pos_weight": 8.0}, True),
         ("gate_collapse", {"gate_threshold": 0.6}, False),
         ("corrupt_data", {}, False),
         ("corrupt_data", {"learning_rate": 1e-5, "dropout": 0.5, "batch_size": 8, "lr_restart": True,
@@ -44,6 +52,10 @@ BASE = {"learning_rate": 2e-3, "batch_size": 16, "dropout": 0.1, "weight_decay":
 def test_cure_condition(kind: str, change: dict, cured: bool) -> None:
     fault = Fault(kind, 5, BASE)
     assert fault.cured({**BASE, **change}) is cured
+    own = Fault(kind, 5, BASE, cure={k: v * 0.5 if k != "batch_size_changed" else v for k, v in fault.cure.items()})
+    if kind in ("gradient_explosion", "attention_collapse") and change:   # a trial with other thresholds
+        assert own.cured({**BASE, **change}) is (change.get("learning_rate", 1.0) <= 0.225 * BASE["learning_rate"]
+                                                  if kind == "gradient_explosion" else True)
     assert fault.recoverable is (kind != "corrupt_data")
 
 
@@ -77,8 +89,8 @@ def test_fault_signature(kind: str, check) -> None:
 
 @pytest.mark.parametrize("kind", [k for k in FAULT_KINDS if k != "corrupt_data"])
 def test_rollback_with_cure_continues_healthy(kind: str) -> None:
-    cure = {"gradient_explosion": {"learning_rate": 1e-3}, "overfitting": {"dropout": 0.25},
-            "stagnation": {"lr_restart": True}, "attention_collapse": {"reset_attention": True},
+    cure = {"gradient_explosion": {"learning_rate": 0.8e-3}, "overfitting": {"dropout": 0.25},
+            "stagnation": {"batch_size": 8}, "attention_collapse": {"guided_attention_weight": 2.0},
             "gate_collapse": {"gate_loss_weight": 2.0}}[kind]
     onset = 8
     faulty = SurrogateTrial(5, Fault(kind, onset, BASE))

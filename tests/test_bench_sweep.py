@@ -16,7 +16,10 @@ from benchmarks.scenario import SCHEDULERS, load_scenario
 from benchmarks.sweep import main
 
 KEYS = ("compute_to_target", "best_loss_at_budget", "faults_injected", "faults_recovered",
-        "false_positive_interventions", "detection_latency_reports", "overhead_us_p50", "overhead_us_p99")
+        "false_positive_interventions", "detection_latency_reports", "overhead_us_p50", "overhead_us_p99",
+        "compute_lost_share", "usable_models", "usable_per_100_reports", "faulty_usable", "healthy_interventions",
+        "healthy_pruned", "compute_to_first_usable", "regret")
+TIMING = ("decision_us_p50_in_sweep", "decision_us_p99_in_sweep", "overhead_us_p50", "overhead_us_p99")
 
 MINI = {
     "name": "mini", "trials": 8, "max_reports": 14, "max_concurrent": 4, "budget": 90, "target": 1.0,
@@ -59,14 +62,42 @@ def test_miniature_sweep_writes_every_key(mini: Path, tmp_path: Path, monkeypatc
     assert text.endswith("<!-- sweep:end -->\ntail stays\n") and "OLD-SECTION-TEXT" not in text
 
 
+def _fast_overhead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(overhead, "run", lambda schedulers=(), sizes=(1, 100, 1000): {
+        n: {str(s): overhead.measure(n, s, overhead._results(10)) for s in (1, 100)} for n in schedulers})
+
+
+def _without_timing(doc: dict) -> dict:
+    """sweep.json without wall-clock figures (decision times, overhead, elapsed) and the command line."""
+    for key in ("overhead", "elapsed_s", "command"):
+        doc.pop(key)
+    for name in SCHEDULERS:
+        for key in TIMING:
+            doc[name].pop(key)
+    return doc
+
+
+def test_same_command_gives_the_same_numbers_twice(mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fast_overhead(monkeypatch)
+    docs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert main(["--scenario", str(mini), str(mini), "--out", str(out), "--no-ray", "--no-report"]) == 0
+        docs.append(_without_timing(json.loads((out / "sweep.json").read_text())))
+    assert docs[0] == docs[1]
+    assert docs[0]["pbt"]["healthy_pruned"] + docs[0]["pbt"]["faults_recovered"] > 0   # PBT acted: its draws are seeded
+
+
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_identical_population_and_budget(mini: Path, scheduler: str) -> None:
     sc = load_scenario(mini)
     rec = run_population(sc, 0, scheduler)
     base = run_population(sc, 0, "fifo")
-    assert rec.compute <= sc.budget
-    assert {t: (r.fault, r.onset, r.healthy) for t, r in rec.trials.items()} == {
-        t: (r.fault, r.onset, r.healthy) for t, r in base.trials.items()}
+    assert rec.compute == base.compute == sc.budget   # the stream keeps proposing until the budget is spent
+    shared = set(rec.trials) & set(base.trials)
+    assert len(shared) >= min(len(rec.trials), len(base.trials)) - 1 and shared
+    assert {t: (rec.trials[t].fault, rec.trials[t].onset, rec.trials[t].healthy) for t in shared} == {
+        t: (base.trials[t].fault, base.trials[t].onset, base.trials[t].healthy) for t in shared}
 
 
 @pytest.mark.parametrize(
