@@ -127,3 +127,35 @@ def _trial_id(exp: Path) -> str:
 
     (result,) = exp.glob("*/result.json")
     return json.loads(result.read_text().splitlines()[0])["trial_id"]
+
+
+def test_ctrl_c_before_the_sweep_starts_exits_130_without_a_resume_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import model.corpus
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model.corpus, "build_corpus", interrupted)
+    assert main(["corpus", str(tmp_path / "c"), "--n", "2"]) == 130
+    assert capsys.readouterr().err == "smart-tuner: interrupted\n"
+
+
+def test_second_ctrl_c_during_fit_exits_130_with_the_resume_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray raises KeyboardInterrupt out of fit() on a second Ctrl+C (the first stops it cleanly)."""
+    from tuner import cli_commands
+    from tuner.sweep import SweepSettings
+
+    class Tuner:
+        def fit(self) -> None:
+            raise KeyboardInterrupt
+
+    settings = SweepSettings("s.yaml", str(tmp_path), "sweep", 1, 1, 1.0, 0.0, "smart",
+                             "validation.loss", "min", "sqlite:///x")
+    (tmp_path / "sweep").mkdir()
+    settings.save()
+    monkeypatch.setattr(cli_commands, "restore_tuner", lambda s: Tuner())
+    assert main(["resume", "sweep", "--storage", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == (f"smart-tuner: interrupted; continue with `smart-tuner "
+                                       f"resume sweep --storage {tmp_path}`\n")

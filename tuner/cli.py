@@ -114,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split("\n")).strip()
         sys.stderr.write(f"{PROG}: error: {message}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted; continue with `smart-tuner resume NAME`\n")
+    except KeyboardInterrupt as err:  # before the sweep started, or a second Ctrl+C during it
+        sys.stderr.write(f"{PROG}: interrupted" + (f"; {err}" if str(err) else "") + "\n")
         return 130
 
 

@@ -64,9 +64,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 yaml.safe_dump(overrides, sort_keys=False))
     print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
           f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
-    hide_ray_restore_hint()
-    result = tuner.fit()
-    return _finish(settings, result.experiment_path, cfg)
+    return _finish(settings, _fit(tuner, settings).experiment_path, cfg)
 
 
 @contextlib.contextmanager
@@ -97,9 +95,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if settings.storage != storage:  # the folder was moved: follow it
         settings = SweepSettings(**{**settings.__dict__, "storage": storage})
     print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
-    hide_ray_restore_hint()
-    result = restore_tuner(settings).fit()
-    return _finish(settings, result.experiment_path)
+    return _finish(settings, _fit(restore_tuner(settings), settings).experiment_path)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -130,6 +126,17 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     if not args.no_features:
         print(f"features: {prepare_features(out, progress=True)}")
     return 0
+
+
+def _fit(tuner: Any, settings: SweepSettings) -> Any:
+    """``tuner.fit()``. Ray turns a first Ctrl+C into a clean stop (state saved, fit returns);
+    a second one raises KeyboardInterrupt, which the CLI reports with the resume command."""
+    hide_ray_restore_hint()
+    try:
+        return tuner.fit()
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"continue with `smart-tuner resume {settings.name} --storage "
+                                f"{settings.storage}`") from None
 
 
 def _finish(settings: SweepSettings, experiment_path: str, cfg: Any | None = None) -> int:
