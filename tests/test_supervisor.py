@@ -273,3 +273,41 @@ def test_a_new_sweep_replaces_a_journal_it_did_not_load(sup: Supervisor, tmp_pat
 def test_bad_state_is_refused(sup: Supervisor, state: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sup.load_state_dict(state)
+
+
+def test_failed_recoveries_are_told_as_failed_and_the_best_is_a_successful_one() -> None:
+    """Recoveries that explode again at the next report are told +inf, although the report they
+    failed on has a lower validation.loss than the successful ones' outcomes; recoveries that hold
+    for outcome_reports are told their loss. The study's best trial is then a successful one."""
+    sup = Supervisor(CFG, None, outcome_reports=2, echo=False)
+    failed, succeeded = [], []
+    for n, pattern in enumerate(["fail", "ok", "fail", "fail", "ok", "fail"]):
+        trial = f"t{n}"
+        _run(sup, ["ok", "ok", "boom"], trial=trial)      # the first recovery of each trial
+        number = sup.planner.pending[trial]
+        config = sup.expected_config(trial)
+        if pattern == "fail":
+            # explodes again at once, on a report whose loss (0.01) beats every successful outcome
+            boom = {**_result(4, "boom"), "validation.loss": 0.01}
+            action = sup.on_result(trial, config, boom, None, now=4.0)
+            assert action.kind == "mutate"
+            failed.append(number)
+            succeeded.append(sup.planner.pending[trial])   # the second recovery holds to the end
+            sup.on_complete(trial, _result(5, "ok"))
+        else:
+            for step in (4, 5):
+                sup.on_result(trial, config, _result(step, "ok", lr=config["learning_rate"]), None, float(step))
+            succeeded.append(number)
+    trials = {t.number: t for t in sup.planner.study.trials}
+    assert all(trials[n].value == math.inf for n in failed)
+    assert all(math.isfinite(trials[n].value) for n in succeeded)
+    assert sup.planner.study.best_trial.number in succeeded
+
+
+def test_budget_spent_tells_the_last_recovery_failed() -> None:
+    cfg = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1,
+                                                  "max_recoveries_per_trial": 1}, "optuna": {"seed": 0}})
+    sup = Supervisor(cfg, None, outcome_reports=3, echo=False)
+    actions = _run(sup, ["ok", "ok", "boom", "boom"])
+    assert [a.kind for a in actions][-2:] == ["mutate", "stop"]
+    assert [t.value for t in sup.planner.study.trials] == [math.inf]

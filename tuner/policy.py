@@ -50,6 +50,9 @@ class Decision:
     acting: tuple[Problem, ...] = () # what a recovery answers: every problem, or inside the guards only
                                      # the unambiguous ones (the planner must not "fix" an untrained
                                      # model's attention or gate)
+    needs_recovery: bool = False     # a recovery was called for (mutate/restart, or a stop because
+                                     # the recovery budget is spent): a recovery still within its
+                                     # outcome window did not hold
 
     @property
     def intervenes(self) -> bool:
@@ -76,6 +79,7 @@ class TrialMonitor:
         self.best: float | None = None       # best early-stopping metric so far
         self.reports_since_best = 0
         self.last_action = "continue"
+        self._budget_spent = False
 
     def guarded(self, now: float) -> bool:
         """True while the trial is younger than min_training_time or min_validation_steps."""
@@ -102,7 +106,8 @@ class TrialMonitor:
         self._track_best()
         action, reasons = self._decide(problems, now, guarded)
         self.last_action = action
-        return Decision(action, tuple(reasons), problems, healthy, acting)
+        needs = action in ("mutate", "restart") or (action == "stop" and self._budget_spent)
+        return Decision(action, tuple(reasons), problems, healthy, acting, needs)
 
     def _decide(self, problems: tuple[Problem, ...], now: float, guarded: bool) -> tuple[str, list[str]]:
         rec = self.cfg.training_recovery
@@ -111,6 +116,7 @@ class TrialMonitor:
         enough_serious = len(serious) >= self.cfg.diagnostics.serious_problems_for_restart
         trigger = critical or (serious if enough_serious else [])
         reasons = [p.message for p in problems]
+        self._budget_spent = False
         if trigger and rec.enabled:
             acting = [p for p in trigger if not guarded or _unambiguous(p)]
             if not acting:
@@ -119,6 +125,7 @@ class TrialMonitor:
                     f"{rec.min_training_time:.0f} s, validation {self.history.step} of "
                     f"{rec.min_validation_steps}"]
             if self.recoveries >= rec.max_recoveries_per_trial:
+                self._budget_spent = True
                 return "stop", reasons + [
                     f"recovery budget spent: {self.recoveries} of {rec.max_recoveries_per_trial} recoveries "
                     f"used, and {acting[0].kind} needs another"]

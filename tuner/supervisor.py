@@ -17,8 +17,11 @@ the scheduler has seen the result, so SmartScheduler hands it over later with
 :meth:`attach_checkpoint` (matched by ``validation.step``).
 
 Outcomes: the validation.loss ``outcome_reports`` reports after a recovery (or the last one, at
-completion, a new recovery or a crash) is told to the RecoveryPlanner, so its Optuna study learns
-which proposals worked (lower is better; a NaN loss marks the recovery failed).
+completion, early stopping or a crash) is told to the RecoveryPlanner, so its Optuna study learns
+which proposals worked (lower is better; a NaN loss marks the recovery failed). A recovery that
+ends in another recovery (or a stop for a spent budget) within those reports did not hold: it is
+told +inf, the documented penalty, before the next proposal is drawn, so the study never ranks
+a failed recovery by the loss of the report on which it failed.
 
 Crashes: :meth:`on_error` retries a crashed trial with ``batch_size // 2`` (min 8) from its last
 healthy checkpoint. Restart from scratch needs no Ray internals: it bumps
@@ -186,9 +189,9 @@ class Supervisor:
             state.pending = (step, numbers)
             if checkpoint is not None:
                 state.healthy, state.pending = HealthyCheckpoint(checkpoint, step, numbers), None
-        self._count_outcome(trial_id, state)
         action = self._act(trial_id, state, decision, step, now)
         if action.kind == "continue":
+            self._count_outcome(trial_id, state)
             self._maybe_save(now)
         return action
 
@@ -196,6 +199,8 @@ class Supervisor:
              now: float) -> Action:
         if decision.action == "continue":
             return CONTINUE
+        if decision.needs_recovery:
+            self._tell_failed(trial_id, state)
         if decision.action == "stop":
             state.finished = True
             self._tell_outcome(trial_id, state)
@@ -276,6 +281,17 @@ class Supervisor:
         state.outcome_due -= 1
         if state.outcome_due <= 0:
             self._tell_outcome(trial_id, state)
+
+    def _tell_failed(self, trial_id: str, state: TrialState) -> None:
+        """The trial's last recovery is still within its outcome window and another is needed:
+        it did not hold; told +inf (RecoveryPlanner's documented penalty for a failed recovery)."""
+        if state.outcome_due is None:
+            return
+        state.outcome_due = None
+        try:
+            self.planner.report_outcome(trial_id, math.inf)
+        except Exception:  # the study is advisory: a storage hiccup must not kill the sweep
+            logger.exception("could not report the failed recovery of trial %s", trial_id)
 
     def _tell_outcome(self, trial_id: str, state: TrialState) -> None:
         if state.outcome_due is None:
