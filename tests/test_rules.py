@@ -63,6 +63,51 @@ def test_gradient_explosion(norms: list[float], loss: float, expected: str | Non
     assert (p.metric if p else None) == metric
 
 
+def _trainer_results(rows: list[tuple[float, float, float, float, float, float]]) -> History:
+    """Results as train_tts reports them: (grad.norm over taken steps, training.loss,
+    skipped, overflows, interval steps, restored_from_nan) per report, healthy otherwise."""
+    out = results(len(rows))
+    for r, (norm, loss, skipped, overflows, steps, restored) in zip(out, rows):
+        r.update({"grad.norm": norm, "training.loss": loss, "training.skipped_steps": skipped,
+                  "training.overflow_steps": overflows, "training.interval_steps": steps,
+                  "restored_from_nan": restored})
+    return History.from_results(out, CFG)
+
+
+OK = (10.0, 1.0, 0.0, 0.0, 50.0, 0.0)
+
+
+@pytest.mark.parametrize("last, expected, metric", [
+    ((10.0, 1.0, 1.0, 0.0, 50.0, 0.0), None, None),          # one skipped step (nan_at_step): the safeguard
+    ((10.0, 1.0, 10.0, 0.0, 50.0, 0.0), None, None),         # share 0.2: at the threshold, not above
+    ((10.0, 1.0, 11.0, 0.0, 50.0, 0.0), "critical", "training.skipped_steps"),   # 0.22 > 0.2
+    ((10.0, 1.0, 30.0, 30.0, 50.0, 0.0), None, None),        # fp16 GradScaler overflows: not an explosion
+    ((10.0, 1.0, 30.0, 19.0, 50.0, 0.0), "critical", "training.skipped_steps"),  # 11 of them not overflows
+    ((NAN, NAN, 50.0, 0.0, 50.0, 0.0), "critical", "training.skipped_steps"),    # nothing taken
+    ((NAN, NAN, 50.0, 50.0, 50.0, 0.0), "critical", "grad.norm"),   # only overflows, nothing taken
+    ((10.0, 1.0, 0.0, 0.0, 50.0, 1.0), "critical", "restored_from_nan"),         # non-finite parameters
+    ((250.0, 1.0, 0.0, 0.0, 50.0, 0.0), "critical", "grad.norm"),
+])
+def test_gradient_explosion_with_skipped_steps(last: tuple, expected: str | None, metric: str | None) -> None:
+    p = gradient_explosion(_trainer_results([OK, last]), D.gradient_explosion, D.serious_after)
+    assert severity(p) == expected
+    assert (p.metric if p else None) == metric
+
+
+def test_non_finite_validation_loss_is_an_explosion_with_skipped_steps_reported() -> None:
+    h = _trainer_results([OK, OK])
+    rows = list(h)
+    rows[-1]["validation.loss"] = NAN
+    p = gradient_explosion(History.from_results(rows, CFG), D.gradient_explosion)
+    assert (severity(p), p.metric if p else None) == ("critical", "validation.loss")
+
+
+def test_skipped_share_threshold_is_configurable() -> None:
+    cfg = config_from_dict({"diagnostics": {"gradient_explosion": {"critical_skipped_share": 0.01}}})
+    p = gradient_explosion(_trainer_results([OK, (10.0, 1.0, 1.0, 0.0, 50.0, 0.0)]), cfg.diagnostics.gradient_explosion)
+    assert severity(p) == "critical" and "1.0 of 50.0" in p.message
+
+
 def test_message_names_metric_value_threshold_and_step() -> None:
     p = gradient_explosion(window(7, grad_norm=[312.4]), D.gradient_explosion)
     assert p is not None

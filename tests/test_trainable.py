@@ -215,3 +215,18 @@ def test_missing_dataset_names_the_corpus_command(tmp_path: Path) -> None:
     with pytest.raises(TrainConfigError, match="smart-tuner corpus DIR"):
         run_training({"data_dir": str(tmp_path / "nowhere")}, LocalSession(tmp_path))
     assert DEFAULTS["data_dir"] is None
+
+
+@pytest.mark.parametrize("inject, counter", [({"nan_at_step": 3}, "nan_skips"),
+                                             ({"nan_params_at_step": 3}, "restored_from_nan")])
+def test_one_shot_fault_does_not_fire_again_after_a_rollback(
+    base: dict[str, Any], tmp_path: Path, inject: dict[str, int], counter: str
+) -> None:
+    config = {**base, "inject": inject}
+    _, session = train(tmp_path, config)
+    assert [r[counter] for r in session.reports] == [0, 1]
+    # the scheduler rolls the trial back to validation 1 (step 2): step 3 trains again, cleanly
+    again = LocalSession(tmp_path, resume_from=session.checkpoints[0])
+    run_training(config, again)
+    assert [r[counter] for r in again.reports] == [0]
+    assert again.reports[-1]["training.skipped_steps"] == 0

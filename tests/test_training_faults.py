@@ -28,3 +28,11 @@ def test_faults(inject: dict[str, float], lr: float, step: int, loss_nan: bool, 
 @pytest.mark.parametrize("inject, step, expected", [({"nan_params_at_step": 3}, 3, True), ({}, 3, False)])
 def test_corrupt_params(inject: dict[str, float], step: int, expected: bool) -> None:
     assert FaultInjector(inject, 1e-3, 1e-3).corrupt_params(step) == expected
+
+
+def test_one_shot_faults_do_not_fire_once_fired() -> None:
+    fresh = FaultInjector({"nan_at_step": 5, "nan_params_at_step": 5}, 1e-3, 1e-3)
+    assert fresh.firing(5) == {"nan_at_step", "nan_params_at_step"} and fresh.firing(4) == set()
+    done = FaultInjector({"nan_at_step": 5, "nan_params_at_step": 5}, 1e-3, 1e-3,
+                         frozenset({"nan_at_step", "nan_params_at_step"}))
+    assert done.loss_factor(5) == 1.0 and not done.corrupt_params(5) and done.firing(5) == set()

@@ -35,6 +35,8 @@ CONTRACT_METRICS: tuple[str, ...] = (
     "training.loss", "validation.loss", "grad.norm", "validation.attention_score",
     "validation.gate_accuracy", "overfitting.gap", "validation.step",
     "validation.early_stop_fraction", "validation.diagonality",
+    # optional: the interval's skipped / GradScaler-overflow / all steps, in-process restores so far
+    "training.skipped_steps", "training.overflow_steps", "training.interval_steps", "restored_from_nan",
 )
 ADJUSTMENT_MODES: tuple[str, ...] = ("scale", "shift", "value", "set")
 
@@ -54,10 +56,13 @@ def _range(lo: float, hi: float) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- diagnostics
 @dataclass(frozen=True)
 class GradientRule:
-    """grad.norm > warning -> warning; > critical, or NaN/Inf in grad.norm/training.loss -> critical."""
+    """grad.norm > warning -> warning; > critical -> critical; skipped-step share above
+    critical_skipped_share, non-finite parameters or validation loss -> critical (NaN/Inf in
+    grad.norm/training.loss -> critical when the trainable does not report skipped steps)."""
     enabled: bool
     warning: float = field(metadata=_gt(0))
     critical: float = field(metadata=_gt(0))
+    critical_skipped_share: float = field(default=0.2, metadata={"ge": 0, "le": 1})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f"must be >= warning ({self.warning})")] \

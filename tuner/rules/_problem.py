@@ -15,6 +15,10 @@ ATTENTION = "validation.attention_score"
 DIAGONALITY = "validation.diagonality"
 GATE = "validation.gate_accuracy"
 EARLY_STOP = "validation.early_stop_fraction"
+SKIPPED = "training.skipped_steps"
+OVERFLOWS = "training.overflow_steps"
+INTERVAL_STEPS = "training.interval_steps"
+RESTORED = "restored_from_nan"
 
 
 @dataclass(frozen=True)

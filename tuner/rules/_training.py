@@ -8,20 +8,55 @@ from typing import Sequence
 from tuner.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
                           ValidationLossRule)
 from tuner.history import History
-from tuner.rules._problem import (GAP, GRAD_NORM, TRAIN_LOSS, VAL_LOSS, Problem, fmt, held_for,
-                                  make_problem)
+from tuner.rules._problem import (GAP, GRAD_NORM, INTERVAL_STEPS, OVERFLOWS, RESTORED, SKIPPED, TRAIN_LOSS,
+                                  VAL_LOSS, Problem, fmt, held_for, make_problem)
+
+
+def _skipped_share(window: History) -> tuple[float, float, float] | None:
+    """(share, skipped, steps) of the latest interval: steps skipped for a non-finite loss or
+    gradient, fp16 GradScaler overflows not counted; None when the trainable does not report it."""
+    if not (window.has(SKIPPED) and window.has(INTERVAL_STEPS)):
+        return None
+    skipped, steps = window.latest(SKIPPED), window.latest(INTERVAL_STEPS)
+    overflows = window.optional_series(OVERFLOWS, last=1)
+    counted = skipped - (overflows[-1] if overflows and math.isfinite(overflows[-1]) else 0.0)
+    if not (math.isfinite(counted) and math.isfinite(steps)) or steps <= 0:
+        return None
+    return counted / steps, counted, steps
 
 
 def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 0) -> Problem | None:
     """grad.norm > critical -> critical; > warning -> warning (serious when held).
 
-    NaN policy: NaN or Inf in grad.norm or training.loss is a critical explosion (never hidden).
+    With skipped steps reported (train_tts: training.skipped_steps of training.interval_steps,
+    grad.norm over the taken steps only): a share of skipped steps above critical_skipped_share
+    (GradScaler overflows not counted), restored_from_nan up since the previous report
+    (non-finite parameters) or a non-finite validation.loss -> critical; a NaN grad.norm or
+    training.loss then means no step was taken -> critical. One skipped step is the in-trial
+    safeguard doing its job and is not an explosion.
+
+    NaN policy: without skipped steps reported, NaN or Inf in grad.norm or training.loss is a
+    critical explosion (never hidden).
     """
     if not cfg.enabled or len(window) == 0:
         return None
     norms = window.series(GRAD_NORM, last=max(serious_after, 1))
     loss, step = window.latest(TRAIN_LOSS), window.step
     norm = norms[-1]
+    skipped = _skipped_share(window)
+    if skipped is not None:
+        share, count, steps = skipped
+        if share > cfg.critical_skipped_share:
+            return make_problem("gradient_explosion", "critical", SKIPPED, share, ">", cfg.critical_skipped_share,
+                                step, f"share of the interval's steps skipped for a non-finite loss or gradient "
+                                f"({fmt(count)} of {fmt(steps)})")
+        restored = window.optional_series(RESTORED, last=2)
+        if len(restored) == 2 and restored[1] > restored[0]:
+            return make_problem("gradient_explosion", "critical", RESTORED, restored[1], ">", restored[0], step,
+                                "parameters became non-finite (restored in-process)")
+        val = window.optional_series(VAL_LOSS, last=1)
+        if val and not math.isfinite(val[-1]):
+            return make_problem("gradient_explosion", "critical", VAL_LOSS, val[-1], "", cfg.critical, step)
     if not math.isfinite(norm):
         return make_problem("gradient_explosion", "critical", GRAD_NORM, norm, "", cfg.critical, step)
     if not math.isfinite(loss):

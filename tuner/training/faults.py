@@ -12,6 +12,14 @@ Keys (step S is the optimizer step after which ``training.step`` == S, counted f
   (kept in its checkpoint), so halving the LR cures an explosion; 0 makes it incurable by LR.
 - ``nan_params_at_step: S`` — after step S's update one weight becomes NaN: the loop restores
   the last checkpoint in-process (``restored_from_nan`` + 1).
+
+``nan_at_step`` and ``nan_params_at_step`` are one-shot faults, like a transient hardware or data
+glitch: each fires once per trial. The loop records a fired fault in ``injected_faults.json`` in the
+trial folder, so a trial rolled back by the scheduler to a checkpoint before S (or resumed after
+a crash) trains through step S again without it, instead of re-firing after every rollback. The
+explosion (``explode_after_step``) is a persistent fault by design: it lasts while the learning
+rate stays above its threshold, so a recovery that does not lower it enough explodes again, is
+told to the recovery study as failed, and the recovery budget ends it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from dataclasses import dataclass
 __all__ = ["FaultInjector"]
 
 DEFAULT_EXPLODE_FACTOR = 1e4
+ONE_SHOT = ("nan_at_step", "nan_params_at_step")
+FIRED_FILE = "injected_faults.json"
 DEFAULT_THRESHOLD_RATIO = 0.75
 
 
@@ -32,10 +42,14 @@ class FaultInjector:
     inject: Mapping[str, float]
     learning_rate: float  # the trial's current configured (peak) learning rate
     initial_learning_rate: float  # the learning rate it first trained with
+    fired: frozenset[str] = frozenset()  # one-shot faults this trial has already had
 
     def loss_factor(self, step: int) -> float:
-        """NaN at ``nan_at_step``, else 1.0."""
-        return float("nan") if self.inject.get("nan_at_step") == step else 1.0
+        """NaN at ``nan_at_step`` (unless it fired before), else 1.0."""
+        return float("nan") if self._fires("nan_at_step", step) else 1.0
+
+    def _fires(self, key: str, step: int) -> bool:
+        return key not in self.fired and self.inject.get(key) == step
 
     def grad_factor(self, step: int) -> float:
         """``explode_factor`` from ``explode_after_step`` on while LR > threshold, else 1.0."""
@@ -50,5 +64,9 @@ class FaultInjector:
         return float(self.inject.get("explode_factor", DEFAULT_EXPLODE_FACTOR))
 
     def corrupt_params(self, step: int) -> bool:
-        """True at ``nan_params_at_step``."""
-        return self.inject.get("nan_params_at_step") == step
+        """True at ``nan_params_at_step`` (unless it fired before)."""
+        return self._fires("nan_params_at_step", step)
+
+    def firing(self, step: int) -> set[str]:
+        """The one-shot faults that fire at ``step`` (to be recorded as fired)."""
+        return {k for k in ONE_SHOT if self._fires(k, step)}

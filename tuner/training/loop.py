@@ -28,10 +28,13 @@ as a rollback does; ``restart_generation`` is reported too).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,7 +45,7 @@ from model.tacotron2 import Tacotron2, Tacotron2Config
 from tuner.training.batches import EpochBatches, isolated_rng
 from tuner.training.checkpoint import FORMAT, capture_rng, from_bytes, load_checkpoint, restore_rng
 from tuner.training.evaluate import ValidationSample, refresh_batchnorm, validate
-from tuner.training.faults import FaultInjector
+from tuner.training.faults import FIRED_FILE, FaultInjector
 from tuner.training.helpers import (
     NonFiniteParametersError, config_fingerprint, resolve_device, seed_all, update_best,
 )
@@ -147,7 +150,23 @@ class Trainer:
         self.criterion.gate_pos_weight = self.s.gate_pos_weight
         self.criterion.gate_loss_weight = self.s.gate_loss_weight
         self.criterion.guided_attention_weight = self.s.guided_attention_weight
-        self.faults = FaultInjector(self.s.inject, self.s.learning_rate, self.initial_learning_rate)
+        self.faults = FaultInjector(self.s.inject, self.s.learning_rate, self.initial_learning_rate,
+                                    frozenset(self._fired_faults()))
+
+    def _fired_faults(self) -> set[str]:
+        """One-shot injected faults this trial already had (faults.py; kept in its folder)."""
+        if not self.s.inject:
+            return set()
+        path = Path(self.session.trial_dir()) / FIRED_FILE
+        try:
+            return set(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return set()
+
+    def _record_fired(self, keys: set[str]) -> None:
+        path = Path(self.session.trial_dir()) / FIRED_FILE
+        path.write_text(json.dumps(sorted(self._fired_faults() | keys)))
+        self.faults = replace(self.faults, fired=self.faults.fired | keys)
 
     def setup(self) -> None:
         """Build everything and restore from the session's checkpoint when it is usable."""
@@ -192,6 +211,7 @@ class Trainer:
         """One optimizer step (or a skipped one). Returns loss terms, the pre-clip grad norm,
         whether the step was skipped and whether that was a GradScaler loss-scale overflow."""
         number = self.step + 1  # the fault injector's 1-based step number
+        fired = self.faults.firing(number)
         lr = self.schedule.lr(self.s.learning_rate, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -223,6 +243,8 @@ class Trainer:
         if self.faults.corrupt_params(number):
             with torch.no_grad():
                 next(self.model.parameters()).view(-1)[0] = math.nan
+        if fired:
+            self._record_fired(fired)
         self.step += 1
         return values, norm, skipped, overflow
 
