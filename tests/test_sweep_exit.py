@@ -16,11 +16,13 @@ DIVERGED = TrialEnd("e", "TERMINATED", outcome="diverged")
 RUNNING = TrialEnd("f", "RUNNING", outcome="interrupted")
 PENDING = TrialEnd("g", "PENDING")
 PAUSED = TrialEnd("h", "PAUSED")
+RETRIED = TrialEnd("i", "TERMINATED", outcome="crashed")  # an attempt crashed, Ray's retry finished
 
 
 @pytest.mark.parametrize("ends, expected", [
     ([OK], 0),
     ([OK, RECOVERED, STOPPED], 0),
+    ([RETRIED], 0),
     ([], 0),
     ([OK, ERRORED], 1),
     ([ERRORED, ERRORED], 1),

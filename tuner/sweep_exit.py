@@ -38,7 +38,9 @@ class TrialEnd:
 
     @property
     def failed(self) -> bool:
-        return self.status == ERRORED or self.outcome in ("crashed", "diverged")
+        """Errored (Ray gave up on it), or ended with a non-finite validation.loss. A trial whose
+        earlier attempt crashed but whose retry finished is not failed (Ray says TERMINATED)."""
+        return self.status == ERRORED or (self.status == FINISHED and self.outcome == "diverged")
 
 
 def trial_ends(experiment_path: str, outcomes: Mapping[str, str] | None = None) -> list[TrialEnd]:
@@ -72,7 +74,7 @@ def closing_lines(ends: Sequence[TrialEnd], name: str, storage: str) -> list[str
     lines = []
     failed = [e for e in ends if e.failed]
     for e in failed:
-        why = "diverged" if e.status != ERRORED and e.outcome == "diverged" else "errored"
+        why = "errored" if e.status == ERRORED else "diverged"
         where = f": {e.error_file}" if e.error_file else ""
         lines.append(f"trial {e.trial_id} {why}{where}")
     unfinished = [e.trial_id for e in ends if e.unfinished]
