@@ -149,3 +149,27 @@ def test_unknown_attribute_of_tuner_raises_attribute_error() -> None:
     import tuner
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         tuner.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("action, expected", [
+    ("gradient_explosion:\n      learnin_rate: {scale: [0.25, 0.5]}",
+     "unknown key training_recovery.actions.gradient_explosion.learnin_rate in {f}; "
+     "did you mean 'learning_rate'?"),
+    ("stagnation:\n      lr_schedule: {scale: [0.5, 0.5]}",
+     "training_recovery.actions.stagnation.lr_schedule.scale: lr_schedule is not a number; "
+     "change it with set: VALUE in {f}"),
+    ("overfitting:\n      dropout: {shift: [0.1, 0.1], max: 1.5}",
+     "training_recovery.actions.overfitting.dropout: max 1.5 is outside what train_tts allows for "
+     "dropout (a number in [0, 0.9]) in {f}"),
+    ("gate_collapse:\n      gate_threshold: {value: [0.3, 1.0]}",
+     "value high 1.0 is outside what train_tts allows for gate_threshold (a number in (0, 1))"),
+    ("attention_collapse:\n      reset_attention: {set: 'yes'}",
+     "training_recovery.actions.attention_collapse.reset_attention.set: 'yes' is not a value "
+     "train_tts allows for reset_attention (true or false) in {f}"),
+])
+def test_adjustment_params_are_train_tts_settings(tmp_path: Path, action: str, expected: str) -> None:
+    path = tmp_path / "my.yaml"
+    path.write_text(f"training_recovery:\n  actions:\n    {action}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected.format(f=path) in str(info.value) and "\n" not in str(info.value)

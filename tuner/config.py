@@ -443,7 +443,7 @@ def _build_actions(data: Any, source: str) -> dict[str, tuple[Adjustment, ...]]:
 
 
 def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustment:
-    from tuner.training.settings import DEFAULTS, NUMERIC_KEYS, check_value
+    from tuner.training.settings import DEFAULTS, INTEGER_KEYS, NUMERIC_KEYS, check_value
 
     if param not in DEFAULTS or param.startswith("_"):  # a recovery changes a train_tts setting
         raise _unknown(param, [k for k in DEFAULTS if not k.startswith("_")],
@@ -466,7 +466,8 @@ def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustm
         try:
             check_value(param, spec["set"])
         except UserError as err:
-            raise ConfigError(f"{where}.set: {err} in {source}") from None
+            raise ConfigError(f"{where}.set: {spec['set']!r} is not a value train_tts allows for "
+                              f"{param} ({getattr(err, 'allowed', err)}) in {source}") from None
         return Adjustment(param, mode, value=spec["set"], default=spec.get("default"), **opt, **flags)
     bounds = spec[mode]
     if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
@@ -483,6 +484,18 @@ def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustm
     default = spec.get("default")
     if default is not None:
         default = _convert(default, float, f"{where}.default", source)
+    # What a recovery can set must be a value train_tts accepts: the clamps, the default, and
+    # for mode "value" the region itself.
+    limits = {"min": opt.get("min"), "max": opt.get("max"), "default": default}
+    if mode == "value":
+        limits.update({"value low": low, "value high": high})
+    for name, v in limits.items():
+        try:
+            if v is not None:
+                check_value(param, int(v) if param in INTEGER_KEYS and float(v).is_integer() else v)
+        except UserError as err:
+            raise ConfigError(f"{where}: {name} {v!r} is outside what train_tts allows for "
+                              f"{param} ({getattr(err, 'allowed', err)}) in {source}") from None
     return Adjustment(param, mode, low=low, high=high, default=default, **opt, **flags)
 
 

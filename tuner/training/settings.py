@@ -82,10 +82,12 @@ class TrainConfigError(UserError):
 
 
 def _fail(key: str, value: Any, allowed: str) -> TrainConfigError:
-    return TrainConfigError(
+    err = TrainConfigError(
         f"train_tts config key {key!r} must be {allowed}, got {value!r}; fix it in the trial "
         f"config or search space"
     )
+    err.allowed = allowed  # what the key accepts, for messages about other places (search ranges)
+    return err
 
 
 def _number(key: str, value: Any, lo: float, hi: float, lo_open: bool, allowed: str) -> float:

@@ -94,7 +94,9 @@ def _extremes(kind: str, args: tuple[Any, ...]) -> list[Any]:
 
 
 def _allowed(err: TrainConfigError) -> str:
-    text = str(err)
+    if getattr(err, "allowed", None):
+        return f"must be {err.allowed}"
+    text = str(err)  # Tacotron2Config's "... must be >= 1, got 0"
     start = text.find(" must be ")
     return text[start + 1:text.find(", got ")] if start >= 0 else text
 
