@@ -61,6 +61,22 @@ def test_resume_matches_uninterrupted_run(base: dict[str, Any], tmp_path: Path) 
         assert torch.allclose(a, b, atol=1e-5), name
 
 
+def test_a_truncated_checkpoint_resumes_from_the_one_before(base: dict[str, Any], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    _, first = train(tmp_path / "first", {**base, "max_steps": 6})   # validations at steps 2, 4, 6
+    latest = first.checkpoints[-1] / CHECKPOINT_FILE
+    latest.write_bytes(latest.read_bytes()[:4096])                    # truncated
+    capsys.readouterr()
+    _, resumed = train(tmp_path / "resumed", {**base, "max_steps": 8}, first.checkpoints[-1])
+    err = capsys.readouterr().err
+    assert [r["training.step"] for r in resumed.reports] == [6.0, 8.0]   # from step 4, not 0
+    assert resumed.reports[0]["validation.step"] == 3.0
+    line = next(x for x in err.splitlines() if "cannot be read" in x)
+    assert line.startswith(f"smart-tuner: checkpoint {latest} cannot be read") and \
+        line.endswith(f"restored the newest readable older one, {first.checkpoints[-2]}")
+    assert latest.stat().st_size == 4096                              # left as it was
+
+
 def test_reports_every_contract_metric_as_float(base: dict[str, Any], tmp_path: Path) -> None:
     _, session = train(tmp_path, {**base, "tensorboard": True})
     contract = ("training.loss", "validation.loss", "grad.norm", "grad.norm_mean", "validation.attention_score",

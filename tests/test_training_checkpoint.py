@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tuner.training.checkpoint import (
-    capture_rng, from_bytes, load_checkpoint, restore_rng, save_checkpoint, to_bytes,
+    CHECKPOINT_FILE, CheckpointUnreadableError, capture_rng, from_bytes, load_checkpoint,
+    load_readable_checkpoint, restore_rng, save_checkpoint, to_bytes,
 )
 
 
@@ -37,3 +38,49 @@ def test_bytes_round_trip(state: dict) -> None:
 def test_missing_checkpoint_file_names_the_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         load_checkpoint(tmp_path)
+
+
+def _spoil(folder: Path, how: str) -> None:
+    path = folder / CHECKPOINT_FILE
+    if how == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    else:
+        path.unlink()
+
+
+# (checkpoints spoiled, checkpoint asked for, step restored or None when none is readable)
+FALLBACK = [
+    ({}, 3, 3),
+    ({3: "truncate"}, 3, 2),
+    ({3: "truncate", 2: "garbage"}, 3, 1),
+    ({2: "missing"}, 2, 1),          # never the newer checkpoint_000003
+    ({1: "truncate"}, 1, None),
+    ({3: "garbage", 2: "truncate", 1: "missing"}, 3, None),
+]
+
+
+@pytest.mark.parametrize("spoiled, asked, restored", FALLBACK)
+def test_an_unreadable_checkpoint_falls_back_to_the_newest_older_readable_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture, spoiled: dict, asked: int,
+        restored: int | None) -> None:
+    for step in (1, 2, 3):
+        save_checkpoint({"step": step}, tmp_path / f"checkpoint_{step:06d}")
+    for step, how in spoiled.items():
+        _spoil(tmp_path / f"checkpoint_{step:06d}", how)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    asked_file = tmp_path / f"checkpoint_{asked:06d}" / CHECKPOINT_FILE
+    if restored is None:
+        with pytest.raises(CheckpointUnreadableError, match=f"checkpoint {asked_file} cannot be read"):
+            load_readable_checkpoint(asked_file.parent)
+    else:
+        state, folder = load_readable_checkpoint(asked_file.parent)
+        assert state["step"] == restored and folder == tmp_path / f"checkpoint_{restored:06d}"
+    err = capsys.readouterr().err
+    if restored is not None and restored != asked:
+        assert err.count("\n") == 1 and err.startswith(f"smart-tuner: checkpoint {asked_file} cannot be read")
+        assert f"restored the newest readable older one, {folder}" in err
+    else:
+        assert err == ""
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before   # nothing touched

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = [
     "restore_rng",
     "save_checkpoint",
     "load_checkpoint",
+    "load_readable_checkpoint",
+    "CheckpointUnreadableError",
     "to_bytes",
     "from_bytes",
 ]
@@ -84,6 +87,40 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no {CHECKPOINT_FILE} in checkpoint folder {str(directory)!r}")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class CheckpointUnreadableError(RuntimeError):
+    """No readable checkpoint to resume from: the message names the file and the fix."""
+
+
+def load_readable_checkpoint(directory: str | Path) -> tuple[dict[str, Any], Path]:
+    """Read ``directory/checkpoint.pt``, or, when that cannot be read (truncated, overwritten,
+    missing), the newest readable *older* checkpoint beside it; returns (state, folder read).
+
+    Checkpoint folders sort by name in the order they were written (Ray's ``checkpoint_000007``,
+    LocalSession's ``checkpoint_0007``); a newer one is never used (it may be the very state a
+    rollback undoes). A fallback is reported in one line on stderr naming the unreadable file
+    and the one restored; none readable: CheckpointUnreadableError naming the file.
+    """
+    folder = Path(directory)
+    candidates = [folder] + sorted((p for p in folder.parent.glob("checkpoint_*")
+                                    if p.is_dir() and p.name < folder.name), reverse=True)
+    first_error = ""
+    for candidate in candidates:
+        try:
+            state = load_checkpoint(candidate)
+        except Exception as err:  # torch's zip reader / unpickler errors, a missing file
+            first_error = first_error or (str(err).splitlines() or [type(err).__name__])[0]
+            continue
+        if candidate != folder:
+            print(f"smart-tuner: checkpoint {folder / CHECKPOINT_FILE} cannot be read "
+                  f"({first_error}); restored the newest readable older one, {candidate}",
+                  file=sys.stderr, flush=True)
+        return state, candidate
+    raise CheckpointUnreadableError(
+        f"checkpoint {folder / CHECKPOINT_FILE} cannot be read ({first_error}) and no older "
+        f"readable checkpoint is in {folder.parent}; fix: restart the trial from scratch (raise "
+        "_restart_generation) or put the file back")
 
 
 def to_bytes(state: dict[str, Any]) -> bytes:

@@ -43,7 +43,8 @@ from model.data import load_features, make_loader, split_indices
 from model.loss import Tacotron2Loss
 from model.tacotron2 import Tacotron2, Tacotron2Config
 from tuner.training.batches import EpochBatches, isolated_rng
-from tuner.training.checkpoint import FORMAT, capture_rng, from_bytes, load_checkpoint, restore_rng
+from tuner.training.checkpoint import (FORMAT, capture_rng, from_bytes, load_readable_checkpoint,
+                                       restore_rng)
 from tuner.training.evaluate import ValidationSample, refresh_batchnorm, validate
 from tuner.training.faults import FIRED_FILE, FaultInjector
 from tuner.training.helpers import (
@@ -170,8 +171,8 @@ class Trainer:
 
     def setup(self) -> None:
         """Build everything and restore from the session's checkpoint when it is usable."""
-        with self.session.checkpoint_dir() as folder:
-            state = load_checkpoint(folder) if folder is not None else None
+        with self.session.checkpoint_dir() as folder:   # unreadable: the newest older readable one
+            state = load_readable_checkpoint(folder)[0] if folder is not None else None
         if state is not None and int(state["restart_generation"]) < self.s.restart_generation:
             state = None  # a restart from scratch: every count starts again
         seed = self.s.seed + self.s.restart_generation
