@@ -111,13 +111,13 @@ def test_missing_experiment(tmp_path: Path, make, expected: str) -> None:
 def test_interventions_from_scheduler_state_when_jsonl_missing(experiment: Path,
                                                                journal: bool) -> None:
     from tuner.analysis import load_interventions
-    from tuner.supervisor_state import StateJournal, header_record, intervention_record
+    from tuner.supervisor_state import StateJournal, encode, header_record, intervention_record
 
     jsonl = experiment / "interventions.jsonl"
     records = load_interventions(experiment)
     if journal:
-        StateJournal(experiment).rewrite([header_record({}),
-                                          *(intervention_record(r) for r in records)])
+        StateJournal(experiment).rewrite([encode(header_record({})),
+                                          *(encode(intervention_record(r)) for r in records)])
     else:   # the whole-state file of earlier versions
         (experiment / "smart_tuner_state.json").write_text(json.dumps(
             {"version": 1, "trials": {}, "interventions": records}))

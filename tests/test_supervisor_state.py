@@ -14,7 +14,7 @@ from tuner.config import config_from_dict
 from tuner.policy import TrialMonitor
 from tuner.supervisor_state import (JOURNAL_FILE, LEGACY_STATE_FILE, HealthyCheckpoint,
                                     StateJournal, TrialState, check_version, checkpoint_to_state,
-                                    fold, header_record, intervention_record, read_state,
+                                    encode, fold, header_record, intervention_record, read_state,
                                     saved_trial_ids, trial_from_dict, trial_record, trial_to_dict)
 
 CFG = config_from_dict({})
@@ -74,10 +74,12 @@ def test_journal_folds_to_the_latest_line_per_trial(tmp_path: Path) -> None:
     folder = tmp_path / "exp"
     assert read_state(folder) is None and saved_trial_ids(folder) == set()
     journal = StateJournal(folder)
-    journal.rewrite([header_record({"storage": None, "study_name": "s"})])
+    journal.rewrite([encode(header_record({"storage": None, "study_name": "s"}))])
     first, second = _state(True, 1.0), _state(True, 2.0)
-    journal.append([trial_record("a", first, 3, 4.5), intervention_record({"trial_id": "a"})])
-    journal.append([trial_record("b", first, None, None), trial_record("a", second, None, None)])
+    journal.append([encode(trial_record("a", first, 3, 4.5)),
+                    encode(intervention_record({"trial_id": "a"}))])
+    journal.append([encode(trial_record("b", first, None, None)),
+                    encode(trial_record("a", second, None, None))])
     assert journal.lines == 5 and not list(folder.glob("*.tmp"))
     state = read_state(folder)
     assert state["trials"]["a"]["last_loss"] == 2.0 and set(state["trials"]) == {"a", "b"}
@@ -97,8 +99,8 @@ def test_journal_header_of_another_format_is_refused(tmp_path: Path) -> None:
 def test_the_journal_wins_over_an_earlier_versions_file(tmp_path: Path) -> None:
     (tmp_path / LEGACY_STATE_FILE).write_text(json.dumps({"version": 1, "trials": {"old": {}}}))
     assert saved_trial_ids(tmp_path) == {"old"}
-    StateJournal(tmp_path).rewrite([header_record({}), trial_record("new", _state(False, 1.0),
-                                                                   None, None)])
+    StateJournal(tmp_path).rewrite([encode(header_record({})),
+                                    encode(trial_record("new", _state(False, 1.0), None, None))])
     assert saved_trial_ids(tmp_path) == {"new"}
 
 

@@ -51,7 +51,7 @@ from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, storage_url
 from tuner.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
-                                    check_version, checkpoint_to_state, header_record,
+                                    check_version, checkpoint_to_state, encode, header_record,
                                     intervention_record, read_state, saved_trial_ids,
                                     trial_from_dict, trial_record, trial_to_dict)
 
@@ -110,6 +110,7 @@ class Supervisor:
         self._last_save = -math.inf
         self._journal = None if self.experiment_dir is None else StateJournal(self.experiment_dir)
         self._dirty: set[str] = set()     # trials changed since they were last journaled
+        self._lines: dict[str, str] = {}  # each trial's last journal line (compaction reuses it)
         self._saved_interventions = 0     # interventions already journaled
 
     # ------------------------------------------------------------------ set-up
@@ -332,7 +333,8 @@ class Supervisor:
         self.interventions = [Intervention.from_dict(i) for i in d.get("interventions", ())]
         if d.get("planner"):
             self.planner.load_state_dict(d["planner"])
-        self._dirty, self._saved_interventions = set(), len(self.interventions)
+        self._dirty, self._saved_interventions = set(self._trials), len(self.interventions)
+        self._lines = {}
         if self._journal is not None:
             self._journal.fresh = True   # the next save writes a snapshot of this state
 
@@ -340,10 +342,10 @@ class Supervisor:
         return trial_record(trial_id, self._trials[trial_id], self.planner.pending.get(trial_id),
                             self.planner.baselines.get(trial_id))
 
-    def _snapshot(self) -> list[dict[str, Any]]:
+    def _snapshot(self) -> list[str]:
         study = {"storage": self.storage, "study_name": self.cfg.optuna.study_name}
-        return [header_record(study), *(self._trial_record(t) for t in self._trials),
-                *(intervention_record(i.to_dict()) for i in self.interventions)]
+        return [encode(header_record(study)), *(self._lines[t] for t in self._trials),
+                *(encode(intervention_record(i.to_dict())) for i in self.interventions)]
 
     def save(self, now: float | None = None) -> Path | None:
         """Journal what changed since the last save: new interventions, then one line per changed
@@ -354,12 +356,14 @@ class Supervisor:
         if now is not None:
             self._last_save = now
         journal = self._journal
+        for trial_id in self._dirty:
+            self._lines[trial_id] = encode(self._trial_record(trial_id))
         if journal.fresh or journal.needs_compaction(len(self._trials) + len(self.interventions)):
-            journal.rewrite(self._snapshot())
+            journal.rewrite(self._snapshot())   # no trial encoded again: O(size) text, once in a while
         else:
-            journal.append([*(intervention_record(i.to_dict())
+            journal.append([*(encode(intervention_record(i.to_dict()))
                               for i in self.interventions[self._saved_interventions:]),
-                            *(self._trial_record(t) for t in self._dirty)])
+                            *(self._lines[t] for t in self._dirty)])
         self._dirty.clear()
         self._saved_interventions = len(self.interventions)
         return journal.path

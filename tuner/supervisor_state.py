@@ -104,6 +104,11 @@ def check_version(d: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- the journal
+def encode(record: Mapping[str, Any]) -> str:
+    """One journal line (odd config values written as text)."""
+    return json.dumps(record, default=str) + "\n"
+
+
 def header_record(study: Mapping[str, Any]) -> dict[str, Any]:
     """The journal's first line: its format and where the recovery study lives."""
     return {"kind": "header", "format": JOURNAL_FORMAT, "study": dict(study)}
@@ -138,22 +143,21 @@ class StateJournal:
         """True once the file holds more than twice the ``live`` lines (and over 1,000)."""
         return self.lines > max(COMPACT_MIN_LINES, 2 * live)
 
-    def append(self, records: list[Mapping[str, Any]]) -> None:
-        if not records:
+    def append(self, lines: list[str]) -> None:
+        """Append :func:`encode`-d lines in one ``write`` (a kill tears at most the last)."""
+        if not lines:
             return
-        text = "".join(json.dumps(r, default=str) + "\n" for r in records)   # odd values as text
-        with open(self.path, "a", encoding="utf-8") as f:   # one write(): a kill tears one line
-            f.write(text)
-        self.lines += len(records)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(lines))
+        self.lines += len(lines)
 
-    def rewrite(self, records: list[Mapping[str, Any]]) -> None:
-        """Replace the file with ``records`` atomically (a temporary file, then ``os.replace``)."""
+    def rewrite(self, lines: list[str]) -> None:
+        """Replace the file with ``lines`` atomically (a temporary file, then ``os.replace``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in records),
-                       encoding="utf-8")
+        tmp.write_text("".join(lines), encoding="utf-8")
         os.replace(tmp, self.path)
-        self.fresh, self.lines = False, len(records)
+        self.fresh, self.lines = False, len(lines)
 
 
 def fold(path: Path) -> dict[str, Any]:
@@ -215,5 +219,5 @@ def saved_trial_ids(folder: str | Path) -> set[str]:
 
 
 __all__ = ["HealthyCheckpoint", "JOURNAL_FILE", "LEGACY_STATE_FILE", "StateJournal", "TrialState",
-           "check_version", "checkpoint_to_state", "fold", "header_record", "intervention_record",
+           "check_version", "checkpoint_to_state", "encode", "fold", "header_record", "intervention_record",
            "read_state", "saved_trial_ids", "trial_from_dict", "trial_record", "trial_to_dict"]
