@@ -133,6 +133,37 @@ def start_local_ray() -> None:
         )
 
 
+class EventLog(tune.Callback):
+    """Appends the trial events Ray's controller processes, in its order, to a JSON-lines file:
+    ``{"event": "start"|"result"|"complete"|"error", "trial_id", "step"}`` (step: the result's
+    validation.step). Driver-side order, so assertions on it do not depend on workers' timing."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+
+    def _write(self, event: str, trial: Any, step: float | None = None) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"event": event, "trial_id": trial.trial_id, "step": step}) + "\n")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write("start", trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self._write("result", trial, result.get("validation.step"))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write("complete", trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write("error", trial)
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The lines written by :class:`EventLog`, in order."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 # ---------------------------------------------------------------------------- sweep drivers
 SMART_TEST_CONFIG: dict[str, Any] = {
     "training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
@@ -142,7 +173,8 @@ SMART_TEST_CONFIG: dict[str, Any] = {
 
 def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_samples: int = 1,
               max_failures: int = 0, points: list[dict[str, Any]] | None = None,
-              num_to_keep: int | None = None, max_concurrent: int | None = None) -> Any:
+              num_to_keep: int | None = None, max_concurrent: int | None = None,
+              callbacks: list[Any] | None = None) -> Any:
     """One Tuner.fit of quadratic_trainable under SmartScheduler (OptunaSearch when ``points``,
     wrapped in ``ConcurrencyLimiter(max_concurrent)`` when that is given)."""
     from ray.tune.search import ConcurrencyLimiter
@@ -163,7 +195,7 @@ def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_sampl
         tune_config=tune.TuneConfig(scheduler=scheduler, search_alg=search, num_samples=num_samples,
                                     metric="validation.loss", mode="min"),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage, verbose=0,
+            name=name, storage_path=storage, verbose=0, callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=num_to_keep),
         ),
