@@ -32,7 +32,8 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from tests.e2e_helpers import EventLog, read_events, read_step_log, run_sweep, start_local_ray  # noqa: E402
-from tuner.interventions import read_jsonl  # noqa: E402
+from tuner.analysis_io import read_json_lines  # noqa: E402
+from tuner.interventions import Intervention  # noqa: E402
 from tuner.supervisor import INTERVENTIONS_FILE  # noqa: E402
 from tuner.supervisor_state import read_state  # noqa: E402
 
@@ -77,7 +78,7 @@ def test_exploding_trial_is_rolled_back_and_the_healthy_one_untouched(ray_local,
     final = {r.metrics["trial_id"]: r.metrics for r in grid}
     assert final[record.trial_id]["grad.norm"] < 100 and final[record.trial_id]["validation.step"] == 8
     exp_dir = tmp_path / "results" / "explode"
-    assert [i.trial_id for i in read_jsonl(exp_dir / INTERVENTIONS_FILE)] == [record.trial_id]
+    assert [d["trial_id"] for d in read_json_lines(exp_dir / INTERVENTIONS_FILE)] == [record.trial_id]
     assert "1 interventions" in scheduler.debug_string()
 
 
@@ -201,7 +202,7 @@ def test_kill_resume_kill_resume_loses_nothing(tmp_path: Path) -> None:
         time.sleep(0.5)
     finally:
         _kill_group(proc, tmp_path)
-    before = read_jsonl(exp_dir / INTERVENTIONS_FILE)
+    before = [Intervention.from_dict(d) for d in read_json_lines(exp_dir / INTERVENTIONS_FILE)]
     assert [i.action for i in before] == ["mutate"]
     assert not (tmp_path / "fit.json").exists()   # killed mid-sweep
     first = read_state(exp_dir)
@@ -229,7 +230,8 @@ def test_kill_resume_kill_resume_loses_nothing(tmp_path: Path) -> None:
     final = read_state(exp_dir)
     _assert_kept(second, final)
     assert _finished(final) == set(final["trials"]) and len(final["trials"]) == 3
-    assert read_jsonl(exp_dir / INTERVENTIONS_FILE) == before   # not lost, and not repeated
+    after = [Intervention.from_dict(d) for d in read_json_lines(exp_dir / INTERVENTIONS_FILE)]
+    assert after == before   # not lost, and not repeated
     assert len(final["interventions"]) == 1 and final["planner"]["pending"] == {}
     mutated = before[0].trial_id
     assert final["trials"][mutated]["config"]["learning_rate"] <= 0.25

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.interventions import Intervention, append_jsonl, hyperparameters, read_jsonl
+from tuner.analysis_io import read_json_lines
+from tuner.interventions import Intervention, append_jsonl, hyperparameters
 from tuner.rules import Problem
 
 EXPLOSION = Problem("gradient_explosion", "critical", "grad.norm", 312.4, 200.0, 7,
@@ -57,7 +58,7 @@ def test_append_jsonl_one_object_per_line(tmp_path: Path) -> None:
     for r in records:
         append_jsonl(path, r)
         assert path.read_text().count("\n") == records.index(r) + 1   # flushed at once
-    assert read_jsonl(path) == records
+    assert [Intervention.from_dict(d) for d in read_json_lines(path)] == records
     assert all(json.loads(line)["trial_id"] == "t1" for line in path.read_text().splitlines())
 
 
@@ -66,7 +67,7 @@ def test_non_finite_values_survive_the_file(tmp_path: Path) -> None:
                   "grad.norm nan is not finite (critical) at validation 3")
     path = tmp_path / "interventions.jsonl"
     append_jsonl(path, Intervention.create("t", 3, 0.0, "restart", [nan]))
-    value = read_jsonl(path)[0].problems[0]["value"]
+    value = Intervention.from_dict(read_json_lines(path)[0]).problems[0]["value"]
     assert value != value                                             # NaN
 
 

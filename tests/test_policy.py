@@ -158,10 +158,6 @@ def test_state_dict_round_trips_through_json() -> None:
     assert restored.observe(nxt, LATE) == m.observe(nxt, LATE)
 
 
-def test_decision_intervenes() -> None:
-    assert Decision("mutate", (), (), True).intervenes and not Decision("continue", (), (), True).intervenes
-
-
 def test_renamed_metrics_flow_through_the_name_map() -> None:
     names = {"training.loss": "train_loss", "validation.loss": "val_loss", "grad.norm": "gn",
              "validation.attention_score": None, "validation.gate_accuracy": None,

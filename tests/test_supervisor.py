@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e_helpers import _metrics
 from tuner.config import config_from_dict
-from tuner.interventions import read_jsonl
+from tuner.analysis_io import read_json_lines
 from tuner.supervisor import JOURNAL_FILE, Supervisor
 from tuner.supervisor_state import LEGACY_STATE_FILE, fold
 
@@ -165,7 +165,7 @@ def test_interventions_jsonl_listeners_and_state_file(sup: Supervisor) -> None:
     _run(sup, ["ok", "boom"], trial="a")
     _run(sup, ["nan"], trial="b")
     folder = sup.experiment_dir
-    assert [i.action for i in read_jsonl(folder / "interventions.jsonl")] == ["mutate", "restart"]
+    assert [i["action"] for i in read_json_lines(folder / "interventions.jsonl")] == ["mutate", "restart"]
     assert heard == sup.interventions
     saved = fold(folder / JOURNAL_FILE)
     assert set(saved["trials"]) == {"a", "b"} and len(saved["interventions"]) == 2

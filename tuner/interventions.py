@@ -3,7 +3,7 @@
 Kept in the scheduler's saved state, printed as one line when it happens (`line()`), appended to
 `interventions.jsonl` in the experiment folder (`append_jsonl`, one JSON object per line) and
 logged to MLflow. Values are plain JSON types; NaN/Inf floats are written as Python's json
-writes them (NaN, Infinity) and read back unchanged by `read_jsonl`.
+writes them (NaN, Infinity) and read back unchanged by `tuner.analysis_io.read_json_lines` + `Intervention.from_dict`.
 """
 from __future__ import annotations
 
@@ -97,10 +97,4 @@ def append_jsonl(path: str | Path, intervention: Intervention) -> None:
         f.flush()
 
 
-def read_jsonl(path: str | Path) -> list[Intervention]:
-    """All interventions of an `interventions.jsonl` file, in order (blank lines skipped)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [Intervention.from_dict(json.loads(line)) for line in lines if line.strip()]
-
-
-__all__ = ["HYPERPARAMETERS", "Intervention", "append_jsonl", "hyperparameters", "read_jsonl"]
+__all__ = ["HYPERPARAMETERS", "Intervention", "append_jsonl", "hyperparameters"]

@@ -35,7 +35,6 @@ from tuner.config import SmartConfig
 from tuner.history import History
 from tuner.rules import Problem, diagnose
 
-ACTIONS = ("continue", "mutate", "restart", "stop")
 # Problem kinds whose recovery is a restart from scratch (the model itself is unusable).
 RESTART_KINDS = frozenset({"validation_loss", "training_degradation"})
 
@@ -53,10 +52,6 @@ class Decision:
     needs_recovery: bool = False     # a recovery was called for (mutate/restart, or a stop because
                                      # the recovery budget is spent): a recovery still within its
                                      # outcome window did not hold
-
-    @property
-    def intervenes(self) -> bool:
-        return self.action != "continue"
 
 
 def _unambiguous(problem: Problem) -> bool:
@@ -207,4 +202,4 @@ class TrialMonitor:
         self.last_action = str(d.get("last_action", "continue"))
 
 
-__all__ = ["ACTIONS", "Decision", "TrialMonitor"]
+__all__ = ["Decision", "TrialMonitor"]

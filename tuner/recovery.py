@@ -191,17 +191,5 @@ class RecoveryPlanner:
         self.pending = {str(k): int(v) for k, v in d.get("pending", {}).items()}
         self.baselines = {str(k): float(v) for k, v in d.get("baselines", {}).items()}
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the study only when it lives in memory; an RDB study is reopened by URL."""
-        state = dict(self.__dict__)
-        if self.storage is not None:
-            state.pop("study")
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "study" not in state:
-            self.study = self._open_study()
-
 
 __all__ = ["FLAGS", "RecoveryPlanner", "apply_adjustment", "param_name", "plan", "storage_url"]

@@ -1,8 +1,7 @@
 """Experiment tracking: TensorBoard event files per trial and MLflow runs per trial.
 
 ``TrialBoard`` is used inside ``train_tts`` (one per trial folder). ``MLflowCallback`` lives in
-``tuner/mlflow_callback.py`` (it imports Ray and MLflow) and is re-exported here lazily so that
-``from tuner.tracking import TrialBoard`` stays light inside a trial.
+``tuner/mlflow_callback.py`` (it imports Ray and MLflow), so this module stays light inside a trial.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import numpy as np
 
 from tuner.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel
 
-__all__ = ["TrialBoard", "MLflowCallback", "numeric_metrics"]
+__all__ = ["TrialBoard", "numeric_metrics"]
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -90,10 +89,3 @@ class TrialBoard:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def __getattr__(name: str) -> Any:
-    if name == "MLflowCallback":
-        from tuner.mlflow_callback import MLflowCallback
-
-        return MLflowCallback
-    raise AttributeError(f"module 'tuner.tracking' has no attribute {name!r}")
