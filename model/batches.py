@@ -10,15 +10,22 @@ import functools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-if TYPE_CHECKING:
-    from model.data import FeatureSet
-
 __all__ = ["LoaderError", "split_indices", "Batch", "collate", "BucketBatchSampler", "make_loader"]
+
+
+class BatchSource(Protocol):
+    """What batching reads of a ``model.data.FeatureSet`` (typed here, so no import cycle)."""
+
+    text_ids: Sequence[torch.Tensor]   # (L,) int64 each
+    mels: Sequence[torch.Tensor]       # (n_mels, T) float32 each
+    mel_lengths: Sequence[int]
+
+    def __len__(self) -> int: ...
 
 
 class LoaderError(ValueError):
@@ -77,7 +84,7 @@ def collate(items: list[tuple[int, torch.Tensor, torch.Tensor]], n_frames_per_st
 
 
 class _Items(Dataset):
-    def __init__(self, features: FeatureSet) -> None:
+    def __init__(self, features: BatchSource) -> None:
         self.features = features
 
     def __len__(self) -> int:
@@ -127,7 +134,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
-def make_loader(features: FeatureSet, indices: list[int], batch_size: int, n_frames_per_step: int = 1,
+def make_loader(features: BatchSource, indices: list[int], batch_size: int, n_frames_per_step: int = 1,
                 shuffle: bool = True, seed: int = 0, bucket: bool = True,
                 drop_last: bool = False) -> DataLoader:
     """A DataLoader of Batch over ``features[indices]`` (num_workers=0, see BucketBatchSampler)."""
