@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import yaml
 
 from tuner import config_legacy
+from tuner.contract import CONTRACT_METRICS
 from tuner.errors import UserError
 
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
@@ -30,13 +31,6 @@ DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
 PROBLEM_KINDS: tuple[str, ...] = (
     "gradient_explosion", "overfitting", "stagnation", "attention_collapse",
     "gate_collapse", "validation_loss", "training_degradation",
-)
-CONTRACT_METRICS: tuple[str, ...] = (
-    "training.loss", "validation.loss", "grad.norm", "validation.attention_score",
-    "validation.gate_accuracy", "overfitting.gap", "validation.step",
-    "validation.early_stop_fraction", "validation.diagonality",
-    # optional: the interval's skipped / GradScaler-overflow / all steps, in-process restores so far
-    "training.skipped_steps", "training.overflow_steps", "training.interval_steps", "restored_from_nan",
 )
 ADJUSTMENT_MODES: tuple[str, ...] = ("scale", "shift", "value", "set")
 

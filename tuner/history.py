@@ -14,9 +14,7 @@ from itertools import islice
 from typing import Any, Iterable, Iterator, Mapping
 
 from tuner.config import SmartConfig
-
-TRAINING_LOSS = "training.loss"
-VALIDATION_STEP = "validation.step"
+from tuner.contract import TRAINING_LOSS, VALIDATION_STEP
 
 
 class MissingMetricError(KeyError, ValueError):

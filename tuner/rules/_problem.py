@@ -1,24 +1,16 @@
 """Problem, the record every detection rule returns, and the helpers the rules share."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
-SEVERITY_RANK = {"warning": 0, "serious": 1, "critical": 2}
+from tuner.contract import (ATTENTION_SCORE as ATTENTION, DIAGONALITY, EARLY_STOP_FRACTION as EARLY_STOP,
+                            GATE_ACCURACY as GATE, GRAD_NORM, OVERFITTING_GAP as GAP,
+                            INTERVAL_STEPS, OVERFLOW_STEPS as OVERFLOWS, RESTORED_FROM_NAN as RESTORED,
+                            SKIPPED_STEPS as SKIPPED, TRAINING_LOSS as TRAIN_LOSS,
+                            VALIDATION_LOSS as VAL_LOSS, fmt)
 
-GRAD_NORM = "grad.norm"
-TRAIN_LOSS = "training.loss"
-VAL_LOSS = "validation.loss"
-GAP = "overfitting.gap"
-ATTENTION = "validation.attention_score"
-DIAGONALITY = "validation.diagonality"
-GATE = "validation.gate_accuracy"
-EARLY_STOP = "validation.early_stop_fraction"
-SKIPPED = "training.skipped_steps"
-OVERFLOWS = "training.overflow_steps"
-INTERVAL_STEPS = "training.interval_steps"
-RESTORED = "restored_from_nan"
+SEVERITY_RANK = {"warning": 0, "serious": 1, "critical": 2}
 
 
 @dataclass(frozen=True)
@@ -38,13 +30,6 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def fmt(x: float) -> str:
-    """A number for a message: 200.0, 312.4, 0.0003657, nan, inf."""
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.1f}" if float(x).is_integer() and abs(x) < 1e6 else f"{x:.4g}"
 
 
 def make_problem(kind: str, severity: str, metric: str, value: float, op: str, threshold: float,

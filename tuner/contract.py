@@ -1,0 +1,88 @@
+"""The names every layer shares (ARCHITECTURE.md's contract), defined once: no torch, no Ray.
+
+The metrics a trainable reports, the hyperparameters an intervention records, the restart
+generation key, the experiment folder's file names, `numeric` (the numbers of a result) and the
+two number formats: `fmt` for detection messages, `fmt_value` for tables and records.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+# ---------------------------------------------------------------- metrics (contract names)
+TRAINING_LOSS = "training.loss"
+VALIDATION_LOSS = "validation.loss"
+GRAD_NORM = "grad.norm"
+ATTENTION_SCORE = "validation.attention_score"
+GATE_ACCURACY = "validation.gate_accuracy"
+OVERFITTING_GAP = "overfitting.gap"
+VALIDATION_STEP = "validation.step"
+EARLY_STOP_FRACTION = "validation.early_stop_fraction"    # optional
+DIAGONALITY = "validation.diagonality"                    # optional
+# optional: the interval's skipped / GradScaler-overflow / all steps, in-process restores so far
+SKIPPED_STEPS = "training.skipped_steps"
+OVERFLOW_STEPS = "training.overflow_steps"
+INTERVAL_STEPS = "training.interval_steps"
+RESTORED_FROM_NAN = "restored_from_nan"
+CONTRACT_METRICS: tuple[str, ...] = (
+    TRAINING_LOSS, VALIDATION_LOSS, GRAD_NORM, ATTENTION_SCORE, GATE_ACCURACY, OVERFITTING_GAP,
+    VALIDATION_STEP, EARLY_STOP_FRACTION, DIAGONALITY,
+    SKIPPED_STEPS, OVERFLOW_STEPS, INTERVAL_STEPS, RESTORED_FROM_NAN,
+)
+
+# ---------------------------------------------------------------- trial config
+# A "restart" raises it by one; the trainable ignores checkpoints of older generations.
+GENERATION_KEY = "_restart_generation"
+# The hyperparameters an Intervention records (contract names, plus the recovery flags and knobs
+# the documented actions touch).
+HYPERPARAMETERS: tuple[str, ...] = (
+    "learning_rate", "batch_size", "dropout", "weight_decay", "grad_clip_thresh",
+    "guided_attention_weight", "gate_loss_weight", "gate_threshold", "gate_pos_weight", "seed",
+    "reset_attention", "lr_restart", GENERATION_KEY,
+)
+
+# ---------------------------------------------------------------- experiment folder
+INTERVENTIONS_FILE = "interventions.jsonl"      # one Intervention per line
+STATE_FILE = "smart_tuner_state.json"           # the Supervisor's saved state
+SWEEP_FILE = "smart_tuner_sweep.json"           # the sweep settings, for resume
+SMART_CONFIG_FILE = "smart_tuner_config.yaml"   # the smart_tuner overrides in force
+RECOVERY_DB = "recovery.db"                     # the recovery study's default SQLite file
+
+
+# ---------------------------------------------------------------- values
+def numeric(result: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of a result as floats: ints, floats and numpy scalars; bools, strings
+    and nested dicts dropped. NaN and +-Inf are kept (they are the signal)."""
+    out: dict[str, float] = {}
+    for key, value in result.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) or _numpy_number(value):
+            out[str(key)] = float(value)
+    return out
+
+
+def _numpy_number(value: Any) -> bool:
+    kind = type(value)
+    return kind.__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iuf"
+
+
+def fmt(x: float) -> str:
+    """A number for a detection message: 200.0, 312.4, 0.0003657, nan, inf."""
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.1f}" if float(x).is_integer() and abs(x) < 1e6 else f"{x:.4g}"
+
+
+def fmt_value(value: Any) -> str:
+    """A value for a table or record: floats to 4 significant digits (nan, inf), others as str."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+__all__ = [
+    "ATTENTION_SCORE", "CONTRACT_METRICS", "DIAGONALITY", "EARLY_STOP_FRACTION", "GATE_ACCURACY",
+    "GENERATION_KEY", "GRAD_NORM", "HYPERPARAMETERS", "INTERVAL_STEPS", "INTERVENTIONS_FILE",
+    "OVERFITTING_GAP", "OVERFLOW_STEPS", "RECOVERY_DB", "RESTORED_FROM_NAN", "SKIPPED_STEPS",
+    "SMART_CONFIG_FILE", "STATE_FILE", "SWEEP_FILE", "TRAINING_LOSS", "VALIDATION_LOSS",
+    "VALIDATION_STEP", "fmt", "fmt_value", "numeric",
+]
