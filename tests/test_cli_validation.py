@@ -147,3 +147,27 @@ def test_failure_while_building_the_tuner_leaves_the_name_free(
     assert list((workdir / "runs").iterdir()) == []  # nothing under the name: it stays free
     assert _run(argv) == 2
     assert "already exists" not in capsys.readouterr().err
+
+
+def test_resume_in_a_read_only_experiment_folder_is_one_line(
+        read_only_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    from tuner.sweep import SweepSettings
+
+    subprocess.run(["chattr", "-i", str(read_only_dir)], check=True)
+    settings = SweepSettings("s.yaml", str(read_only_dir), "sweep", 1, 1, 1.0, 0.0, "smart",
+                             "validation.loss", "min", "sqlite:///x")
+    (read_only_dir / "sweep").mkdir()
+    settings.save()
+    subprocess.run(["chattr", "+i", str(read_only_dir / "sweep")], check=True)
+    try:
+        before = _tree(read_only_dir)
+        code = _run(["resume", "sweep", "--storage", str(read_only_dir)])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert err == (f"smart-tuner: error: --storage: experiment folder {read_only_dir / 'sweep'}: "
+                       f"cannot write in {read_only_dir / 'sweep'} (read-only or no permission); "
+                       "pick a writable folder\n")
+        assert _tree(read_only_dir) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(read_only_dir / "sweep")], check=True)
+        subprocess.run(["chattr", "+i", str(read_only_dir)], check=True)  # the fixture undoes it

@@ -92,6 +92,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise SweepError(f"no experiment {args.name!r} in {storage}; check NAME and --storage "
                          "(default ./runs)")
     settings = SweepSettings.load(experiment_dir)
+    check_writable(experiment_dir, "--storage: experiment folder")  # Ray writes there at once
     if settings.storage != storage:  # the folder was moved: follow it
         settings = SweepSettings(**{**settings.__dict__, "storage": storage})
     print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
