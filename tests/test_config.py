@@ -27,7 +27,7 @@ def test_defaults_hold_the_architecture_table() -> None:
     rec = cfg.training_recovery
     assert (rec.enabled, rec.min_training_time, rec.min_validation_steps, rec.max_recoveries_per_trial) \
         == (True, 600.0, 3, 3)
-    assert set(rec.actions) == set(PROBLEM_KINDS)
+    assert set(rec.actions) == set(PROBLEM_KINDS) | {"trial_crash", "out_of_memory"}
     assert (cfg.early_stopping.metric, cfg.early_stopping.min_delta) == ("validation.loss", 0.001)
     assert cfg.metrics["grad.norm"] == "grad.norm"
     assert cfg.optuna.storage is None

@@ -129,6 +129,8 @@ def test_crashing_trial_is_retried_with_half_the_batch(ray_local, tmp_path: Path
     assert grid[0].error is None and grid[0].config["batch_size"] == 16
     assert [(i.action, i.old_config["batch_size"], i.new_config["batch_size"])
             for i in scheduler.interventions] == [("retry", 32, 16)]
+    # the trial raised "... (CUDA out of memory, simulated)": read back from Ray's error file
+    assert scheduler.interventions[0].problems[0]["kind"] == "out_of_memory"
     log = read_step_log(tmp_path)
     assert [(s["step"], s["batch_size"], s["restored_from"]) for s in log] == [
         (1, 32, None), (2, 32, None), (3, 16, 2), (4, 16, 2), (5, 16, 2)]

@@ -19,6 +19,7 @@ from tuner.config import config_from_dict
 from tuner.analysis_io import read_json_lines
 from tuner.supervisor import JOURNAL_FILE, Supervisor
 from tuner.supervisor_state import LEGACY_STATE_FILE, fold
+from tuner.trial_errors import TrialError
 
 CFG = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
                         "optuna": {"seed": 0}})
@@ -105,6 +106,7 @@ def test_nan_from_the_first_report_restarts_with_a_new_generation(
     assert action.new_config["learning_rate"] <= 0.5 * 0.4 + 1e-12
 
 
+@pytest.mark.parametrize("kind", ["trial_crash", "out_of_memory"])
 @pytest.mark.parametrize("batch_size, expected, reason", [
     (32, 16, "retrying with batch_size 32 -> 16"),
     (17, 8, "retrying with batch_size 17 -> 8"),
@@ -112,19 +114,54 @@ def test_nan_from_the_first_report_restarts_with_a_new_generation(
     (9, 8, "retrying with batch_size 9 -> 8"),
     (8, 8, "batch_size 8 is already at the minimum 8: retrying unchanged"),
     (4, 4, "batch_size 4 is already at the minimum 8: retrying unchanged"),   # never raised
-    (None, None, "config has no batch_size: retrying unchanged"),
+    (None, 8, "retrying with batch_size (default 16) -> 8"),   # train_tts's default batch
 ])
-def test_crash_retries_with_half_the_batch(sup: Supervisor, batch_size: int | None,
-                                           expected: int | None, reason: str) -> None:
+def test_crash_and_oom_retry_with_half_the_batch(sup: Supervisor, kind: str, batch_size: int | None,
+                                                 expected: int | None, reason: str) -> None:
     config = {"learning_rate": 0.1} if batch_size is None else {"learning_rate": 0.1,
                                                                 "batch_size": batch_size}
     _run(sup, ["ok", "ok"], config=config)
-    action = sup.on_error("t1", config, now=10.0)
+    error = TrialError(kind, "RuntimeError", "boom")
+    action = sup.on_error("t1", config, now=10.0, error=error)
     assert action.kind == "retry"
     assert action.new_config.get("batch_size") == expected
     assert action.checkpoint == "/ckpt/t1/2"
     assert action.intervention.action == "retry"
-    assert action.intervention.reasons == (f"trial crashed (retry 1); {reason}",)
+    assert [p["kind"] for p in action.intervention.problems] == [kind]
+    assert action.intervention.reasons == (f"{error.describe()} (retry 1); {reason}",)
+    assert f"retry ({kind}: " in action.intervention.line()
+
+
+def test_error_without_a_kind_is_a_crash(sup: Supervisor) -> None:
+    _run(sup, ["ok"])
+    action = sup.on_error("t1", CONFIG, now=5.0)
+    assert action.kind == "retry" and action.new_config["batch_size"] == 16
+    assert action.intervention.problems[0]["kind"] == "trial_crash"
+
+
+def test_lost_node_resumes_unchanged_outside_every_budget(sup: Supervisor, tmp_path: Path) -> None:
+    """A lost node: config unchanged, no crash retry counted, recovery budget untouched, recorded
+    as "resume" with its kind in the line and in interventions.jsonl; a later crash still halves."""
+    _run(sup, ["ok", "ok", "ok", "boom"])   # one mutate: one recovery used
+    config = sup.expected_config("t1")
+    before = (sup.recoveries("t1"), sup._trials["t1"].retries)
+    lost = TrialError("node_lost", "ActorDiedError", "The actor died because its node has died.")
+    for n in (1, 2, 3):
+        action = sup.on_error("t1", config, now=10.0 + n, error=lost, resume_step=3)
+        assert action.kind == "resume" and action.new_config == config
+        assert action.checkpoint is None   # the caller's own latest checkpoint
+        assert f"(node loss {n})" in action.intervention.reasons[0]
+    assert (sup.recoveries("t1"), sup._trials["t1"].retries) == before
+    assert sup.expected_config("t1") == config
+    line = action.intervention.line()
+    assert "resume (node_lost: node lost (ActorDiedError: " in line
+    assert line.endswith("; resumed from validation 3") and " -> " not in line
+    records = read_jsonl(tmp_path / "exp" / "interventions.jsonl")
+    assert [r.action for r in records] == ["mutate", "resume", "resume", "resume"]
+    assert records[-1].problems[0]["kind"] == "node_lost"
+    crash = sup.on_error("t1", config, now=20.0, error=TrialError("trial_crash", "ValueError", "x"))
+    assert crash.new_config["batch_size"] == config["batch_size"] // 2
+    assert "(retry 1)" in crash.intervention.reasons[0]
 
 
 @pytest.mark.parametrize("attach_step, adopted", [(3, True), (2, False), (4, False)])

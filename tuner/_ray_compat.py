@@ -65,12 +65,14 @@ __all__ = [
     "as_checkpoint",
     "checkpoint_path",
     "experiment_dir",
+    "forgive_failure",
     "latest_checkpoint",
     "mutate_trial",
     "num_to_keep",
     "prioritize_trial",
     "protect_checkpoint",
     "release_checkpoint",
+    "trial_error",
     "will_retry",
 ]
 
@@ -120,6 +122,45 @@ def will_retry(trial: Trial) -> bool:
     Valid inside ``on_trial_error``: Ray has already counted the failure then.
     """
     return bool(trial.should_recover())
+
+
+def trial_error(trial: Trial) -> BaseException | None:
+    """The error of the trial's latest failure, as Ray recorded it (None when unreadable).
+
+    Ray writes it in ``trial.handle_error`` before ``on_trial_error`` runs, in the driver's
+    staging copy of the trial folder (``trial.local_path``; uploaded to the storage later):
+    pickled (``trial.pickled_error_file``) and as text (``trial.error_file``, every failure
+    appended as "Failure # N (occurred at ...)"). The pickled error when it loads; else the text
+    of the last failure as a TuneError (tuner/trial_errors.py reads its message).
+    """
+    from ray import cloudpickle
+    from ray.tune.error import TuneError
+
+    pickled, text_file = trial.pickled_error_file, trial.error_file
+    if pickled and Path(pickled).is_file():
+        try:
+            with open(pickled, "rb") as f:
+                return cloudpickle.load(f)
+        except Exception as err:   # e.g. a cause that does not unpickle; the text still tells
+            logger.debug("could not read the pickled error of %s: %s", trial, err)
+    if not text_file or not Path(text_file).is_file():
+        return None
+    last = Path(text_file).read_text(errors="replace").split("Failure # ")[-1]
+    return TuneError(last.split("\n", 1)[-1] if "\n" in last else last)
+
+
+def forgive_failure(trial: Trial) -> None:
+    """Take the latest failure off the trial's count for ``FailureConfig(max_failures)``.
+
+    Ray itself does not count an error whose ``preempted`` flag is set
+    (``Trial._handle_ray_actor_error``); a node that just died (spot instance without a drain
+    notice, lost host) is counted. Called from ``on_trial_error`` for a lost node, so such
+    losses do not use up the retries meant for crashes.
+    """
+    metadata = trial.run_metadata
+    if metadata.num_failures > 0:
+        metadata.num_failures -= 1
+        metadata.invalidate_cache()
 
 
 def mutate_trial(

@@ -25,6 +25,7 @@ import yaml
 from tuner import config_legacy
 from tuner.contract import CONTRACT_METRICS
 from tuner.errors import UserError
+from tuner.trial_errors import ERROR_KINDS
 
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
 
@@ -425,8 +426,8 @@ def _build_actions(data: Any, source: str) -> dict[str, tuple[Adjustment, ...]]:
     data = _mapping(data, "training_recovery.actions", source)
     out: dict[str, tuple[Adjustment, ...]] = {}
     for kind, params in data.items():
-        if kind not in PROBLEM_KINDS:
-            raise _unknown(kind, PROBLEM_KINDS, "training_recovery.actions.", source)
+        if kind not in PROBLEM_KINDS + ERROR_KINDS:   # error kinds: retries after a trial error
+            raise _unknown(kind, PROBLEM_KINDS + ERROR_KINDS, "training_recovery.actions.", source)
         where = f"training_recovery.actions.{kind}"
         adjustments = []
         for param, spec in _mapping(params, where, source).items():

@@ -31,7 +31,7 @@ class Intervention:
     trial_id: str
     step: int                                   # validation.step of the result that triggered it
     time: float                                 # wall-clock time (s since the epoch)
-    action: str                                 # "mutate" | "restart" | "stop"
+    action: str                                 # "mutate" | "restart" | "stop" | "retry" | "resume"
     problems: tuple[dict[str, Any], ...] = ()   # each: kind, severity, metric, value, threshold, step, message
     reasons: tuple[str, ...] = ()
     old_config: dict[str, Any] = field(default_factory=dict)   # hyperparameters only
@@ -78,10 +78,16 @@ class Intervention:
         worst = self.reasons[-1] if use_reason else self.problems[0]["message"] if self.problems else ""
         kinds = ", ".join(dict.fromkeys(p["kind"] for p in self.problems)) or "no problem"
         changes = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in self.changes().items())
-        where = ("" if self.action == "stop" else "; from scratch" if self.rolled_back_to is None
+        where = ("" if self.action == "stop" else _resumed_from(self.rolled_back_to)
+                 if self.action == "resume" else "; from scratch" if self.rolled_back_to is None
                  else f"; rolled back to validation {self.rolled_back_to}")
         parts = f"[smart-tuner] trial {self.trial_id} validation {self.step}: {self.action} ({kinds}: {worst})"
         return parts + (f" {changes}" if changes else "") + where
+
+
+def _resumed_from(step: int | None) -> str:
+    """Where a "resume" (lost node) continues: the trial's own latest checkpoint."""
+    return "; from its latest checkpoint" if step is None else f"; resumed from validation {step}"
 
 
 def _short(value: Any) -> str:

@@ -38,8 +38,12 @@ given the intervened config and healthy checkpoint again.
 
 Checkpoints: with ``CheckpointConfig(num_to_keep=K)`` the last healthy checkpoint is protected
 from deletion and freed when a newer healthy one replaces it; ``num_to_keep=None`` keeps all.
-Crashes: with ``FailureConfig(max_failures=N)`` a crashed trial is retried with
-``batch_size // 2`` (min 8) from its last healthy checkpoint.
+Trial errors (``FailureConfig(max_failures=N)``, N >= 1, lets Ray retry): classified by
+tuner/trial_errors.py. A lost node (died, preempted, actor unavailable) resumes the trial
+unchanged from its latest checkpoint and does not count against N or
+``max_recoveries_per_trial``; out of memory and a crash are retried with their
+``training_recovery.actions`` adjustment (default ``batch_size // 2``, min 8) from the last
+healthy checkpoint and count against N.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from tuner import _ray_compat
 from tuner.config import SmartConfig, load_config
 from tuner.interventions import HYPERPARAMETERS, Intervention
 from tuner.supervisor import GENERATION_KEY, Action, Supervisor
+from tuner.trial_errors import classify
 
 logger = logging.getLogger(__name__)
 
@@ -176,13 +181,25 @@ class SmartScheduler(TrialScheduler):
         return TrialScheduler.NOOP
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        """Classify the error (tuner/trial_errors.py); a lost node resumes unchanged from the
+        trial's latest checkpoint and is taken off Ray's failure count, other errors are
+        retried with their adjustment from the last healthy checkpoint."""
         sup = self._ensure_supervisor(trial)
         self._sync_checkpoint(sup, trial)
-        if _ray_compat.will_retry(trial):
-            self._mutate(tune_controller, trial, sup.on_error(trial.trial_id, trial.config,
-                                                              time.time()))
-        else:
+        if not _ray_compat.will_retry(trial):
             sup.on_complete(trial.trial_id, trial.last_result)
+            return
+        error = classify(_ray_compat.trial_error(trial))
+        latest = _ray_compat.latest_checkpoint(trial)
+        name = self.config.metric_name("validation.step") or "validation.step"
+        step = None if latest is None else latest[1].get(name)
+        action = sup.on_error(trial.trial_id, trial.config, time.time(), error,
+                              int(step) if isinstance(step, (int, float)) else None)
+        if action.kind == "resume":
+            _ray_compat.forgive_failure(trial)
+            self._resume_first.add(trial.trial_id)
+        else:
+            self._mutate(tune_controller, trial, action)
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
         self._ensure_supervisor(trial).on_complete(trial.trial_id, result)

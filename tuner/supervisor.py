@@ -23,7 +23,9 @@ ends in another recovery (or a stop for a spent budget) within those reports did
 told +inf, the documented penalty, before the next proposal is drawn, so the study never ranks
 a failed recovery by the loss of the report on which it failed.
 
-Crashes: :meth:`on_error` retries a crashed trial with ``batch_size // 2`` (min 8) from its last
+Trial errors: :meth:`on_error` takes the error's kind (tuner/trial_errors.py): a lost node is
+resumed unchanged (Action "resume"), an out-of-memory or crashed trial is retried with its
+``training_recovery.actions`` adjustment (default ``batch_size // 2``, min 8) from its last
 healthy checkpoint. Restart from scratch needs no Ray internals: it bumps
 ``config["_restart_generation"]``; the trainable ignores checkpoints of older generations.
 
@@ -49,17 +51,17 @@ from typing import Any
 from tuner.config import SmartConfig
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
-from tuner.recovery import RecoveryPlanner, storage_url
+from tuner.recovery import RecoveryPlanner, apply_adjustment, storage_url
 from tuner.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
                                     check_version, checkpoint_to_state, encode, header_record,
                                     intervention_record, read_state, saved_trial_ids,
                                     trial_from_dict, trial_record, trial_to_dict)
+from tuner.trial_errors import NODE_LOST, TRIAL_CRASH, TrialError
 
 logger = logging.getLogger(__name__)
 
 INTERVENTIONS_FILE = "interventions.jsonl"
 GENERATION_KEY = "_restart_generation"
-MIN_BATCH_SIZE = 8
 
 Listener = Callable[[Intervention], None]
 
@@ -68,7 +70,8 @@ Listener = Callable[[Intervention], None]
 class Action:
     """What the caller must do with a trial.
 
-    kind: "continue" | "mutate" | "restart" | "stop" | "retry" (after a crash).
+    kind: "continue" | "mutate" | "restart" | "stop" | "retry" (after a crash or out of memory)
+    | "resume" (after a lost node: unchanged, from the caller's own latest checkpoint).
     new_config: the trial's whole new config (mutate/restart/retry).
     checkpoint: resume from this checkpoint (None: from scratch for restart; for retry with no
     healthy checkpoint, from scratch too). checkpoint_metrics: the metrics reported with it.
@@ -81,6 +84,10 @@ class Action:
 
 
 CONTINUE = Action("continue")
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{float(value):g}"
 
 
 def _numbers(result: Mapping[str, Any]) -> dict[str, float]:
@@ -229,38 +236,67 @@ class Supervisor:
         return Action(kind, new_config, None if healthy is None else healthy.checkpoint,
                       None if healthy is None else dict(healthy.metrics), record)
 
-    def on_error(self, trial_id: str, config: Mapping[str, Any], now: float) -> Action:
-        """A crashed trial that will be retried: halve ``batch_size`` (min 8), resume healthy.
+    def on_error(self, trial_id: str, config: Mapping[str, Any], now: float,
+                 error: TrialError | None = None, resume_step: int | None = None) -> Action:
+        """A failed trial that will be retried, by the kind of its error (tuner/trial_errors.py).
 
-        ``new = max(8, batch_size // 2)`` while ``batch_size > 8``. A batch already at or below 8
-        (or a config without ``batch_size``) is retried unchanged, and the reason says so: the
-        retry is Ray's (``FailureConfig(max_failures)``), so it is neither refused nor disguised
-        as an adjustment, and a batch smaller than 8 is never raised.
+        ``node_lost``: Action("resume") with the config unchanged: the caller resumes the trial
+        from its own latest checkpoint (``resume_step``: that checkpoint's validation.step, for
+        the record); neither the crash-retry count nor the recovery budget changes.
+        ``out_of_memory`` / ``trial_crash`` (also ``error=None``): Action("retry") with the
+        kind's adjustments from ``training_recovery.actions`` (default ``batch_size // 2``,
+        min 8), from the last healthy checkpoint. A value the adjustment would raise (a batch
+        already below the minimum) is kept, and the reason says so: the retry is Ray's
+        (``FailureConfig(max_failures)``), so it is neither refused nor disguised.
         """
+        error = error or TrialError(TRIAL_CRASH, "unknown", "")
         state = self._trial(trial_id, config, now)
+        step = state.monitor.history.step if len(state.monitor.history) else 0
+        problem = {"kind": error.kind, "severity": "critical", "metric": "error", "value": None,
+                   "threshold": None, "step": step, "message": error.describe()}
+        if error.kind == NODE_LOST:
+            losses = 1 + sum(1 for i in self.interventions if i.trial_id == str(trial_id)
+                             and any(p.get("kind") == NODE_LOST for p in i.problems))
+            where = "its latest checkpoint" if resume_step is None else f"validation {resume_step}"
+            record = Intervention.create(
+                trial_id, step, now, "resume", (problem,),
+                (f"{error.describe()} (node loss {losses}); resuming unchanged from {where}",),
+                config, config, resume_step)
+            self._record(record)
+            return Action("resume", dict(config), intervention=record)
         state.retries += 1
         self._tell_outcome(trial_id, state)
-        new_config = dict(config)
-        old_batch = config.get("batch_size")
-        if old_batch is None:
-            change = "config has no batch_size: retrying unchanged"
-        elif int(old_batch) <= MIN_BATCH_SIZE:
-            change = (f"batch_size {old_batch} is already at the minimum {MIN_BATCH_SIZE}: "
-                      "retrying unchanged")
-        else:
-            new_config["batch_size"] = max(MIN_BATCH_SIZE, int(old_batch) // 2)
-            change = f"retrying with batch_size {old_batch} -> {new_config['batch_size']}"
+        new_config, change = self._error_adjustment(error.kind, config)
         healthy = state.healthy
-        step = state.monitor.history.step if len(state.monitor.history) else 0
         record = Intervention.create(
-            trial_id, step, now, "retry", (),
-            (f"trial crashed (retry {state.retries}); {change}",),
+            trial_id, step, now, "retry", (problem,),
+            (f"{error.describe()} (retry {state.retries}); {change}",),
             config, new_config, None if healthy is None else healthy.step)
         state.config = new_config
         state.pending = None
         self._record(record)
         return Action("retry", new_config, None if healthy is None else healthy.checkpoint,
                       None if healthy is None else dict(healthy.metrics), record)
+
+    def _error_adjustment(self, kind: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """The config after the ``training_recovery.actions[kind]`` adjustments, and what changed."""
+        new_config, changed, kept = dict(config), [], []
+        for adj in self.cfg.training_recovery.actions.get(kind, ()):
+            old = config.get(adj.param)
+            value = apply_adjustment(adj, old)
+            shown = old if old is not None else f"(default {_fmt(adj.default)})"
+            if value is None:
+                kept.append(f"config has no {adj.param}")
+            elif isinstance(old, (int, float)) and adj.mode == "scale" and adj.high <= 1 \
+                    and value >= old:
+                kept.append(f"{adj.param} {old} is already at the minimum {_fmt(adj.min)}")
+            else:
+                new_config[adj.param] = value
+                changed.append(f"{adj.param} {shown} -> {value}")
+        if changed:
+            return new_config, "retrying with " + ", ".join(changed)
+        reason = "; ".join(kept) or f"no training_recovery.actions.{kind} adjustment"
+        return new_config, f"{reason}: retrying unchanged"
 
     def on_complete(self, trial_id: str, result: Mapping[str, Any] | None = None) -> None:
         """The trial finished (or failed for good): tell any outstanding outcome, save."""
