@@ -135,3 +135,28 @@ def test_all_trials_exploded_moves_the_range_down(experiment: Path) -> None:
     recs = analyze(experiment).recommendations
     assert "learning_rate: every trial exploded, the lowest starting at 0.02; move the search " \
            "range below 0.02" in recs
+
+
+@pytest.mark.parametrize("failures, retried, outcome", [
+    (1, 1, "finished"),    # node lost once, resumed, finished: error.txt alone is no crash
+    (2, 1, "crashed"),     # a second failure that was not retried: the trial ended in it
+    (1, 0, "crashed"),
+])
+def test_outcome_after_a_retried_error(tmp_path: Path, failures: int, retried: int,
+                                       outcome: str) -> None:
+    exp = tmp_path / "sweep"
+    error = "".join(f"Failure # {n} (occurred at 2026-12-01_12:00:0{n})\nThe actor died because "
+                    "its node has died. Node Id: 5f3a\n" for n in range(1, failures + 1))
+    rows = [_result("t", s, loss=2.0 / s, grad=3.0, t=T0 + s) for s in (1, 2)]
+    rows += [_result("t", s, loss=2.0 / s, grad=3.0, t=T0 + 10 + s) for s in (3, 4)]
+    _trial(exp, "t", 1e-3, rows, error=error)
+    for _ in range(retried):
+        append_jsonl(exp / "interventions.jsonl", Intervention.create(
+            "t", 2, T0 + 5.5, "resume", problems=[{"kind": "node_lost", "message": "node lost"}],
+            reasons=["node lost (ActorDiedError: ...); resuming unchanged from validation 2"],
+            old_config={"learning_rate": 1e-3}, new_config={"learning_rate": 1e-3},
+            rolled_back_to=2))
+    (trial,) = analyze(exp).trials
+    assert trial.outcome == outcome
+    word = "retried after" if outcome == "finished" else "crashed"
+    assert f"{word}: The actor died because its node has died. Node Id: 5f3a" in trial.issues

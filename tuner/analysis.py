@@ -208,7 +208,7 @@ def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]
                 issues.append(f"{p.message} (no intervention)")
     if record.error:
         first = record.error.splitlines()[-1] if record.error.splitlines() else record.error
-        issues.append(f"crashed: {first[:200]}")
+        issues.append(f"{'retried after' if _survived(record, ivs) else 'crashed'}: {first[:200]}")
     outcome = _outcome(record, ivs, final)
     # Curves against the report number (1, 2, ... in arrival order): monotonic even when a
     # rollback or restart sends validation.step back, so wasted work stays visible.
@@ -235,11 +235,19 @@ def _outcome(record: TrialRecord, ivs: Sequence[Mapping[str, Any]],
         return "stopped"
     if "validation.loss" in final and not math.isfinite(final["validation.loss"]):
         return "diverged"
-    if record.error:
+    if record.error and not _survived(record, ivs):
         return "crashed"
     if any(iv.get("action") in ("mutate", "restart") for iv in ivs):
         return "recovered"
     return "finished"
+
+
+def _survived(record: TrialRecord, ivs: Sequence[Mapping[str, Any]]) -> bool:
+    """error.txt exists, but every failure in it ("Failure # N") was retried (a "retry" or
+    "resume" intervention) and results came after the last retry: the trial went on."""
+    retries = [iv for iv in ivs if iv.get("action") in ("retry", "resume")]
+    failures = max(1, (record.error or "").count("Failure #"))
+    return len(retries) >= failures and bool(_after(record.results, _num(retries[-1].get("time"))))
 
 
 # ---- sweep ---------------------------------------------------------------------------------------
