@@ -6,13 +6,20 @@ only, so ``torch.load(path, weights_only=True)`` reads it:
 ``format`` (int), ``model`` / ``optimizer`` / ``scaler`` (state dicts), ``schedule``
 (``{"start_step"}``), ``step``, ``validation_step``, ``epoch``, ``batch_in_epoch``,
 ``batch_size``, ``restart_generation``, ``nan_skips``, ``restored_from_nan``,
-``initial_learning_rate``, ``best`` (``{metric: float}``), ``rng`` (see ``capture_rng``).
+``initial_learning_rate``, ``best`` (``{metric: float}``), ``rng`` (see ``capture_rng``),
+``attempt``.
+
+The file is named by the attempt that wrote it (tuner/training/attempts.py): ``checkpoint.pt``
+for attempt 1 (and without attempts), ``checkpoint.attempt<N>.pt`` from attempt 2 on. When a
+folder holds several (an attempt that outlived its node wrote there after a newer attempt),
+``load_checkpoint`` reads the newest attempt's file.
 """
 
 from __future__ import annotations
 
 import io
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,7 @@ import torch
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "checkpoint_file",
     "FORMAT",
     "capture_rng",
     "restore_rng",
@@ -34,6 +42,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FILE = "checkpoint.pt"
+_ATTEMPT_NAME = re.compile(r"checkpoint(?:\.attempt(\d+))?\.pt")
 FORMAT = 1
 
 
@@ -73,18 +82,33 @@ def restore_rng(rng: dict[str, Any]) -> None:
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
 
 
-def save_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:
-    """Write ``state`` to ``directory/checkpoint.pt`` and return the file's path."""
-    path = Path(directory) / CHECKPOINT_FILE
+def checkpoint_file(attempt: int | None = None) -> str:
+    """The checkpoint file name written by ``attempt`` (None or 1: ``checkpoint.pt``)."""
+    return CHECKPOINT_FILE if attempt is None or attempt <= 1 else f"checkpoint.attempt{attempt}.pt"
+
+
+def _newest_attempt_file(directory: Path) -> Path | None:
+    """The checkpoint file of the highest attempt in ``directory`` (None: no checkpoint file)."""
+    found = []
+    for path in directory.glob("checkpoint*.pt"):
+        match = _ATTEMPT_NAME.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1) or 1), path))
+    return max(found)[1] if found else None
+
+
+def save_checkpoint(state: dict[str, Any], directory: str | Path, attempt: int | None = None) -> Path:
+    """Write ``state`` to ``directory/<checkpoint_file(attempt)>`` and return the file's path."""
+    path = Path(directory) / checkpoint_file(attempt)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
 
 
 def load_checkpoint(directory: str | Path) -> dict[str, Any]:
-    """Read ``directory/checkpoint.pt`` with ``weights_only=True`` onto the CPU."""
-    path = Path(directory) / CHECKPOINT_FILE
-    if not path.is_file():
+    """Read the newest attempt's checkpoint file in ``directory`` (``weights_only=True``, CPU)."""
+    path = _newest_attempt_file(Path(directory))
+    if path is None:
         raise FileNotFoundError(f"no {CHECKPOINT_FILE} in checkpoint folder {str(directory)!r}")
     return torch.load(path, map_location="cpu", weights_only=True)
 

@@ -85,6 +85,7 @@ class Trainer:
         self.initial_learning_rate = settings.learning_rate
         self.last_sample: ValidationSample | None = None
         self.last_metrics: dict[str, float] = {}
+        self.attempt = 0  # claimed in setup(): this run's number among the trial's attempts
         self.ready = False  # setup() done
 
     # ---------------------------------------------------------------- build / restore
@@ -171,6 +172,7 @@ class Trainer:
 
     def setup(self) -> None:
         """Build everything and restore from the session's checkpoint when it is usable."""
+        self.attempt = self.session.claim_attempt()   # one writer per trial folder (attempts.py)
         with self.session.checkpoint_dir() as folder:   # unreadable: the newest older readable one
             state = load_readable_checkpoint(folder)[0] if folder is not None else None
         if state is not None and int(state["restart_generation"]) < self.s.restart_generation:
@@ -186,7 +188,7 @@ class Trainer:
                                  self.model.cfg.n_frames_per_step, shuffle=False, seed=seed)
             self.val_batches = list(loader)
             self.refresh_batches = self._refresh_batches(seed)
-        self.reporter = Reporter(self.session, self.s.tensorboard)
+        self.reporter = Reporter(self.session, self.s.tensorboard, self.attempt)
         self.last_good = self.reporter.encode(self.state_dict())
         self.ready = True
 
@@ -281,6 +283,7 @@ class Trainer:
             "restart_generation": self.s.restart_generation, "nan_skips": self.nan_skips,
             "restored_from_nan": self.restored_from_nan, "initial_learning_rate": self.initial_learning_rate,
             "best": dict(self.best), "rng": capture_rng(), "config_fingerprint": self.fingerprint,
+            "attempt": self.attempt,
         }
 
     def validate_and_report(self, stats: IntervalStats) -> dict[str, float]:

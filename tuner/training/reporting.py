@@ -22,9 +22,10 @@ TENSORBOARD_SUBDIR = "tensorboard"
 class Reporter:
     """Writes checkpoints and TensorBoard files and reports through a ``TrialSession``."""
 
-    def __init__(self, session: TrialSession, tensorboard: bool) -> None:
+    def __init__(self, session: TrialSession, tensorboard: bool, attempt: int | None = None) -> None:
         self.session = session
         self.tensorboard = tensorboard
+        self.attempt = attempt   # this run's claim on the trial folder (tuner/training/attempts.py)
         self._board: Any | None = None
 
     @staticmethod
@@ -43,7 +44,12 @@ class Reporter:
         self, step: int, metrics: Mapping[str, float], state: Mapping[str, Any],
         sample: ValidationSample | None,
     ) -> bytes:
-        """Log to TensorBoard, write ``checkpoint.pt``, report; returns the checkpoint's bytes."""
+        """Log to TensorBoard, write the checkpoint file, report; returns the checkpoint's bytes.
+
+        Nothing is written once a newer attempt owns the trial folder (SupersededAttemptError).
+        """
+        if self.attempt is not None:
+            self.session.check_attempt(self.attempt)
         if self.tensorboard:
             board = self._board_for_trial()
             board.log_scalars(step, metrics)
@@ -51,7 +57,7 @@ class Reporter:
                 board.log_validation(step, sample.alignment, sample.mel_target, sample.mel_predicted,
                                      sample.gate_predicted, sample.gate_target)
         with scratch_dir() as folder:
-            path = save_checkpoint(dict(state), folder)
+            path = save_checkpoint(dict(state), folder, self.attempt)
             data = path.read_bytes()
             self.session.report(metrics, folder)
         return data

@@ -4,6 +4,10 @@ The loop talks to a ``TrialSession`` only: ``RaySession`` forwards to ``ray.tune
 ``ray.tune.get_checkpoint`` / the trial context; ``LocalSession`` runs the same loop without Ray
 (tests, benchmarks): it keeps every report and copies every checkpoint into its own folder, and
 can be primed with a checkpoint folder to resume from.
+
+Both claim the trial folder for the attempt that runs (``claim_attempt``) and refuse to report
+once a newer attempt owns it (``check_attempt``): one writer per trial folder
+(tuner/training/attempts.py). Ray: the trial folder on Ray's storage filesystem; local: ``root``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
+
+from tuner.training import attempts
 
 __all__ = ["TrialSession", "RaySession", "LocalSession"]
 
@@ -35,6 +41,14 @@ class TrialSession(Protocol):
 
     def num_cpus(self) -> int | None:
         """CPUs reserved for the trial, or None when unknown."""
+        ...
+
+    def claim_attempt(self) -> int:
+        """Make this run the owner of the trial folder; its attempt number (1, 2, ...)."""
+        ...
+
+    def check_attempt(self, attempt: int) -> None:
+        """Raise ``attempts.SupersededAttemptError`` when a newer attempt owns the folder."""
         ...
 
 
@@ -67,6 +81,20 @@ class RaySession:
 
         cpus = tune.get_context().get_trial_resources().required_resources.get("CPU")
         return max(1, int(cpus)) if cpus else None
+
+    @staticmethod
+    def _trial_folder() -> tuple[object, str]:
+        """(pyarrow filesystem, trial folder path on it): where Ray persists the checkpoints."""
+        from ray.train._internal.session import get_storage   # Ray's StorageContext
+
+        storage = get_storage()
+        return storage.storage_filesystem, storage.trial_fs_path
+
+    def claim_attempt(self) -> int:
+        return attempts.claim(*self._trial_folder())
+
+    def check_attempt(self, attempt: int) -> None:
+        attempts.check(*self._trial_folder(), attempt)
 
 
 class LocalSession:
@@ -109,6 +137,16 @@ class LocalSession:
 
     def num_cpus(self) -> int | None:
         return self._num_cpus
+
+    def claim_attempt(self) -> int:
+        from pyarrow.fs import LocalFileSystem
+
+        return attempts.claim(LocalFileSystem(), str(self.root.resolve()))
+
+    def check_attempt(self, attempt: int) -> None:
+        from pyarrow.fs import LocalFileSystem
+
+        attempts.check(LocalFileSystem(), str(self.root.resolve()), attempt)
 
 
 @contextmanager
