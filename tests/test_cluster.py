@@ -9,7 +9,7 @@ autoscaler replaces a lost spot instance. Checked, by the order of events only:
 
 - the CLI exits 0 and its summary calls the trial "finished";
 - one intervention, "resume" with problem kind node_lost (line printed, interventions.jsonl,
-  smart_tuner_state.json), config unchanged, not counted as a crash retry or a recovery;
+  the scheduler's state journal), config unchanged, not counted as a crash retry or a recovery;
 - the trial continued from its last checkpoint on the replacement node: validation.step goes on
   from that checkpoint's step (no restart from 1), in another process, with the same config;
 - one writer per trial folder: the folder's claim is attempt 2 and Ray's final checkpoint was
@@ -36,6 +36,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from tests.test_trainable import SMALL_MODEL  # noqa: E402
 from tuner.interventions import read_jsonl  # noqa: E402
+from tuner.supervisor_state import read_state  # noqa: E402
 from tuner.training import attempts  # noqa: E402
 from tuner.training.checkpoint import load_checkpoint  # noqa: E402
 
@@ -146,7 +147,7 @@ def test_lost_node_resumes_the_trial_unchanged(cluster, corpus_dir: Path, tmp_pa
     assert record.new_config == record.old_config and record.changes() == {}
     assert f"[smart-tuner] trial {trial_id} validation " in text and \
         "resume (node_lost: node lost (" in text
-    state = json.loads((exp / "smart_tuner_state.json").read_text())
+    state = read_state(exp)   # the scheduler's state journal
     assert [i["action"] for i in state["interventions"]] == ["resume"]
     saved = state["trials"][trial_id]
     assert saved["retries"] == 0 and saved["monitor"]["recoveries"] == 0
