@@ -56,6 +56,27 @@ def _header_command(prefix: str) -> list[str]:
     raise AssertionError(f"cluster.yaml's header has no {prefix!r} line")
 
 
+def _tune_args() -> list[str]:
+    """The words of the ``smart-tuner tune`` command inside the header's ``ray exec`` line."""
+    return shlex.split(_header_command("smart-tuner tune")[-1].split("&&")[-1])
+
+
+def _recipe_lines(text: str, prefix: str) -> list[str]:
+    """Lines (comment markers and trailing comments removed) that start with ``prefix``."""
+    out = []
+    for line in text.splitlines():
+        line = line.lstrip("#").strip().split("  #")[0].strip()
+        if line.startswith(prefix):
+            out.append(line)
+    return out
+
+
+def test_readme_recipe_is_the_headers(raw: dict[str, Any]) -> None:
+    header = _recipe_lines((ROOT / "cluster.yaml").read_text().split("cluster_name:")[0], "ray ")
+    readme = _recipe_lines((ROOT / "README.md").read_text(), "ray ")
+    assert len(header) >= 8 and set(header) <= set(readme), set(header) - set(readme)
+
+
 def test_images_are_not_rays_old_default(prepared: dict[str, Any]) -> None:
     from ray.autoscaler._private.aws.config import DEFAULT_AMI, DEFAULT_AMI_NAME, _check_ami
 
@@ -108,21 +129,22 @@ def test_data_path_is_what_the_recipe_syncs(prepared: dict[str, Any]) -> None:
     rsync = _header_command("ray rsync-up cluster.yaml")
     assert space["config"]["data_dir"] == rsync[-1].rstrip("/") == "/shared/data/LJSpeech-1.1"
     assert any(" /shared" in c and "mount -t nfs4" in c for c in prepared["initialization_commands"])
-    tune = _header_command("smart-tuner tune")
-    assert "search_spaces/tacotron2.yaml" in tune and "/shared/runs" in tune
+    tune = _tune_args()
+    assert tune[tune.index("--search-space") + 1] == "search_spaces/tacotron2.yaml"
+    assert tune[tune.index("--storage") + 1] == "/shared/runs"
 
 
 def test_postgresql_behind_mlflow_and_the_recovery_study(prepared: dict[str, Any]) -> None:
     commands = _commands(prepared)
     assert not any("sqlite" in c for c in commands)
     assert any("apt-get" in c and "postgresql" in c for c in prepared["head_setup_commands"])
-    server = next(c for c in prepared["head_start_ray_commands"] if "mlflow server" in c)
+    server = next(c for c in prepared["head_start_ray_commands"] if "bin/mlflow server" in c)
     assert '--backend-store-uri "postgresql://' in server and "--host 127.0.0.1" in server
     cfg = load_config(ROOT / "cluster_config.yaml")
     assert cfg.optuna.storage.startswith("postgresql://")
     for db in ("mlflow", "recovery"):
         assert any(f"CREATE DATABASE {db}" in c for c in prepared["head_setup_commands"]), db
-    assert _header_command("smart-tuner tune").count("cluster_config.yaml") == 1
+    assert _tune_args()[_tune_args().index("--config") + 1] == "cluster_config.yaml"
 
 
 def test_dashboard_local_and_workers_on_spot(prepared: dict[str, Any]) -> None:
