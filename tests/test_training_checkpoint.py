@@ -84,3 +84,14 @@ def test_an_unreadable_checkpoint_falls_back_to_the_newest_older_readable_one(
     else:
         assert err == ""
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before   # nothing touched
+
+
+def test_a_temporary_download_has_no_fallback(tmp_path: Path) -> None:
+    """Ray downloads a remote checkpoint to ``checkpoint_tmp_<id>``: its neighbours in the
+    temporary folder belong to other trials and are never read."""
+    save_checkpoint({"step": 1}, tmp_path / "checkpoint_000001")
+    save_checkpoint({"step": 9}, tmp_path / "checkpoint_tmp_0aa")
+    save_checkpoint({"step": 2}, tmp_path / "checkpoint_tmp_1bb")
+    _spoil(tmp_path / "checkpoint_tmp_1bb", "truncate")
+    with pytest.raises(CheckpointUnreadableError, match="no older readable checkpoint"):
+        load_readable_checkpoint(tmp_path / "checkpoint_tmp_1bb")

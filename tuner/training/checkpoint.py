@@ -123,12 +123,16 @@ def load_readable_checkpoint(directory: str | Path) -> tuple[dict[str, Any], Pat
 
     Checkpoint folders sort by name in the order they were written (Ray's ``checkpoint_000007``,
     LocalSession's ``checkpoint_0007``); a newer one is never used (it may be the very state a
-    rollback undoes). A fallback is reported in one line on stderr naming the unreadable file
-    and the one restored; none readable: CheckpointUnreadableError naming the file.
+    rollback undoes). A folder not named so (Ray's temporary download of a checkpoint kept in
+    remote storage) has no older ones beside it. A fallback is reported in one line on stderr
+    naming the unreadable file and the one restored; none readable: CheckpointUnreadableError.
     """
     folder = Path(directory)
-    candidates = [folder] + sorted((p for p in folder.parent.glob("checkpoint_*")
-                                    if p.is_dir() and p.name < folder.name), reverse=True)
+    numbered = re.fullmatch(r"checkpoint_(\d+)", folder.name)   # not a download (checkpoint_tmp_*)
+    older = [] if numbered is None else sorted(
+        (p for p in folder.parent.glob("checkpoint_*") if p.is_dir() and p.name < folder.name
+         and re.fullmatch(rf"checkpoint_\d{{{len(numbered.group(1))}}}", p.name)), reverse=True)
+    candidates = [folder, *older]
     first_error = ""
     for candidate in candidates:
         try:
