@@ -73,7 +73,11 @@ class OverfittingRule:
     critical_gap: float = field(metadata=_gt(0))
     rising_window: int = field(metadata={"ge": 2})
     critical_rise: float = field(metadata=_gt(0))
-    critical_rise_reports: int = field(default=2, metadata={"ge": 1})
+    critical_rise_reports: int = field(default=3, metadata={"ge": 1})
+    smooth_reports: int = field(default=3, metadata={"ge": 1})
+    noise_window: int = field(default=20, metadata={"ge": 4})
+    noise_scale: float = field(default=4.0, metadata={"ge": 0})
+    train_rise_tolerance: float = field(default=0.05, metadata={"ge": 0})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical_gap", self.critical_gap, f"must be >= warning_gap ({self.warning_gap})")] \
@@ -89,6 +93,9 @@ class StagnationRule:
     critical_window: int = field(metadata={"ge": 2})
     frozen_reports: int = field(metadata={"ge": 2})
     frozen_critical_reports: int = field(metadata={"ge": 2})
+    smooth_reports: int = field(default=3, metadata={"ge": 1})
+    noise_window: int = field(default=20, metadata={"ge": 4})
+    noise_scale: float = field(default=0.5, metadata={"ge": 0})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         if self.critical_window < self.window:

@@ -1,7 +1,10 @@
 """History: the bounded per-trial window of reported metrics that the detection rules read.
 
 Results are kept oldest first as dicts of plain floats (non-numeric values are dropped; NaN and
-Inf are kept, they are the signal). The window holds at most `maxlen` results; the first finite
+Inf are kept, they are the signal). Cost per result is O(1): a result is appended to a ring
+buffer, ``series(metric, last=k)`` reads only the last k results, and the rules that need the
+whole window (the best loss, stagnation windows, noise) read incremental trackers
+(``tracker``, tuner/rules/_streams.py) that are updated as each result arrives. The window holds at most `maxlen` results; the first finite
 training loss ever recorded is kept separately (`initial_training_loss`) so the degradation rule
 still sees it after the window has rolled. Metrics are looked up by their contract name
 (ARCHITECTURE.md) through the config's name map, so a trainable may report other names.
@@ -9,9 +12,7 @@ still sees it after the window has rolled. Metrics are looked up by their contra
 from __future__ import annotations
 
 import math
-from collections import deque
-from itertools import islice
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from tuner.config import SmartConfig
 from tuner.contract import TRAINING_LOSS, VALIDATION_STEP
@@ -40,6 +41,44 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
+class Tracker(Protocol):
+    """Incremental statistics fed every result the History records (see ``History.tracker``)."""
+
+    def push(self, result: Mapping[str, float]) -> None: ...
+
+
+class _Ring:
+    """Fixed-capacity FIFO of results: O(1) append, O(k) read of the last k, O(1) indexing."""
+
+    __slots__ = ("cap", "buf", "start", "n")
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.buf, self.start, self.n = cap, [None] * cap, 0, 0
+
+    def append(self, item: Any) -> None:
+        if self.n < self.cap:
+            self.buf[(self.start + self.n) % self.cap] = item
+            self.n += 1
+        else:
+            self.buf[self.start] = item
+            self.start = (self.start + 1) % self.cap
+
+    def tail(self, k: int | None) -> list[Any]:
+        k = self.n if k is None else max(0, min(k, self.n))
+        return [self.buf[(self.start + self.n - k + i) % self.cap] for i in range(k)]
+
+    def __getitem__(self, index: int) -> Any:
+        if not -self.n <= index < self.n:
+            raise IndexError(index)
+        return self.buf[(self.start + index % self.n) % self.cap]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def clear(self) -> None:
+        self.buf, self.start, self.n = [None] * self.cap, 0, 0
+
+
 class History:
     """Bounded window of one trial's results (plain floats), oldest first.
 
@@ -59,8 +98,8 @@ class History:
         self.alternatives = {k: tuple(v) for k, v in (alternatives or {}).items()}
         self.keep: frozenset[str] | None = None if keep is None else frozenset(keep)
         self.last_reported: tuple[str, ...] = ()      # every key of the latest result, for errors
-        self._results: deque[dict[str, float]] = deque(maxlen=maxlen)
-        self._columns: dict[str, list[float]] = {}    # whole-window series, rebuilt after each change
+        self._results = _Ring(maxlen)
+        self._trackers: dict[Any, Tracker] = {}
         self.initial_training_loss: float | None = None
         self.total_reports = 0
 
@@ -94,7 +133,8 @@ class History:
             if name not in clean and other is not None:
                 clean[name] = clean[other]
         self._results.append(clean)
-        self._columns.clear()
+        for tracker in self._trackers.values():
+            tracker.push(clean)
         self.total_reports += 1
         name = self.reported_name(TRAINING_LOSS)
         loss = clean.get(name) if name else None
@@ -104,7 +144,7 @@ class History:
     def reset(self, keep_initial: bool = True) -> None:
         """Empty the window (after a rollback); keep the initial training loss unless told not to."""
         self._results.clear()
-        self._columns.clear()
+        self._trackers.clear()
         if not keep_initial:
             self.initial_training_loss = None
 
@@ -121,18 +161,23 @@ class History:
         name = self.reported_name(metric)
         return bool(self._results) and name is not None and name in self._results[-1]
 
+    def tracker(self, key: Any, factory: Callable[[History], Tracker]) -> Tracker:
+        """The incremental statistics ``key`` of this window: created by ``factory(self)`` on first
+        use and fed the current window once (O(window) once), then every new result (O(1)).
+        A reset (rollback) or a state load drops them; they are rebuilt from the window."""
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            tracker = self._trackers[key] = factory(self)
+            for result in self._results.tail(None):
+                tracker.push(result)
+        return tracker
+
     def series(self, metric: str, last: int | None = None) -> list[float]:
-        """Values of `metric` over the window (or its `last` results), oldest first.
+        """Values of `metric` over the window (or its `last` results, O(last)), oldest first.
 
         Raises MissingMetricError when one of those results lacks it.
         """
-        name = self.reported_name(metric)
-        if last is None or last >= len(self._results):
-            column = self._columns.get(metric)
-            if column is None:
-                column = self._columns[metric] = self._column(metric, name, None)
-            return list(column)
-        return self._column(metric, name, last)
+        return self._column(metric, self.reported_name(metric), last)
 
     def _column(self, metric: str, name: str | None, last: int | None) -> list[float]:
         try:
@@ -145,10 +190,7 @@ class History:
             raise MissingMetricError(metric, name or "null", reported) from None
 
     def _tail(self, last: int | None) -> Iterable[dict[str, float]]:
-        n = len(self._results)
-        if last is None or last >= n:
-            return self._results
-        return islice(self._results, n - last, None)
+        return self._results.tail(last)
 
     def latest(self, metric: str) -> float:
         """The latest value of `metric` (MissingMetricError when absent)."""
@@ -176,20 +218,22 @@ class History:
         return len(self._results)
 
     def __iter__(self) -> Iterator[dict[str, float]]:
-        return iter(list(self._results))
+        return iter(self._results.tail(None))
 
     def __getitem__(self, index: int) -> dict[str, float]:
         return self._results[index]
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
-        return {"maxlen": self.maxlen, "results": [dict(r) for r in self._results],
+        return {"maxlen": self.maxlen, "results": [dict(r) for r in self._results.tail(None)],
                 "last_reported": list(self.last_reported),
                 "initial_training_loss": self.initial_training_loss, "total_reports": self.total_reports}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
-        self._results = deque((dict(r) for r in d["results"]), maxlen=self.maxlen)
-        self._columns.clear()
+        self._results = _Ring(self.maxlen)
+        for r in d["results"]:
+            self._results.append(dict(r))
+        self._trackers.clear()
         self.initial_training_loss = d.get("initial_training_loss")
         self.total_reports = int(d.get("total_reports", len(self._results)))
         self.last_reported = tuple(d.get("last_reported", ()))

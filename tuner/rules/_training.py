@@ -3,11 +3,10 @@ loss and training degradation. Pure functions of a History (see tuner/rules/__in
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
 from tuner.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
                           ValidationLossRule)
 from tuner.history import History
+from tuner.rules._streams import LossTracker
 from tuner.rules._problem import (GAP, GRAD_NORM, INTERVAL_STEPS, OVERFLOWS, RESTORED, SKIPPED, TRAIN_LOSS,
                                   VAL_LOSS, Problem, fmt, held_for, make_problem)
 
@@ -80,25 +79,47 @@ def _gaps(window: History, last: int) -> list[float]:
     return [v - t for v, t in zip(val, train)]
 
 
+def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int, ...] = ()) -> LossTracker:
+    """The window's incremental loss statistics (tuner/rules/_streams.py) for these settings."""
+    val, train = window.reported_name(VAL_LOSS) or VAL_LOSS, window.reported_name(TRAIN_LOSS) or TRAIN_LOSS
+    return window.tracker(("losses", val, train, smooth, noise_window, windows),
+                          lambda h: LossTracker(val, train, h.maxlen, smooth, noise_window, windows))
+
+
+def rise_tolerance(cfg: OverfittingRule, sigma_rel: float) -> float:
+    """critical_rise, or noise_scale x the trial's relative report-to-report noise when larger."""
+    noisy = cfg.noise_scale * sigma_rel if math.isfinite(sigma_rel) else 0.0
+    return max(cfg.critical_rise, noisy)
+
+
 def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
-    """validation.loss > (1 + critical_rise) x its best finite value in the window at each of the
-    last `critical_rise_reports` reports, that best at least `rising_window` reports old, and
-    training.loss now below its value at the best. Requiring the rise on consecutive reports keeps
-    one noisy validation from calling a critical problem."""
-    val, train = window.series(VAL_LOSS), window.series(TRAIN_LOSS)
-    best = min(filter(math.isfinite, val), default=None)
-    if best is None:
+    """The smoothed validation.loss (median of the last `smooth_reports`) above (1 + tolerance) x
+    its smoothed best in the window at each of the last `critical_rise_reports` reports, that best
+    at least `rising_window` reports old, and the smoothed training.loss now below (1 +
+    train_rise_tolerance) x its value at the best. tolerance = rise_tolerance(): critical_rise, or
+    noise_scale x the trial's own relative noise where that is larger, so a noisy plateau does not
+    read as a rise. O(critical_rise_reports) per result (the best is tracked incrementally)."""
+    losses = _losses(window, cfg.smooth_reports, cfg.noise_window)
+    found = losses.best()
+    if found is None:
         return None
-    at = len(val) - 1 - val[::-1].index(best)      # its latest occurrence
-    limit = best * (1 + cfg.critical_rise)
-    recent = val[-cfg.critical_rise_reports:]
-    if best <= 0 or len(val) - 1 - at < cfg.rising_window or not all(v > limit for v in recent):
+    best, at, train_at = found
+    age = losses.count - 1 - at
+    tolerance = rise_tolerance(cfg, losses.sigma_rel)
+    limit = best * (1 + tolerance)
+    recent = losses.recent_smoothed(cfg.critical_rise_reports)
+    if best <= 0 or age < cfg.rising_window or len(recent) < cfg.critical_rise_reports \
+            or not all(v > limit for v in recent):
         return None
-    if not train[-1] < train[at]:
+    train_now = losses.smooth_train
+    if not train_now < train_at * (1 + cfg.train_rise_tolerance):
         return None
-    return make_problem("overfitting", "critical", VAL_LOSS, val[-1], ">", limit, window.step,
-                        f"{cfg.critical_rise:.0%} above its best {fmt(best)} of {len(val) - 1 - at} reports "
-                        f"ago while training.loss fell {fmt(train[at])} -> {fmt(train[-1])}")
+    smoothed = f"median of {cfg.smooth_reports} " if cfg.smooth_reports > 1 else ""
+    noise = (f", tolerance {tolerance:.0%} from its noise {losses.sigma_rel:.1%}"
+             if tolerance > cfg.critical_rise else "")
+    return make_problem("overfitting", "critical", VAL_LOSS, recent[-1], ">", limit, window.step,
+                        f"{smoothed}{tolerance:.0%} above its best {fmt(best)} of {age} reports ago{noise} while "
+                        f"training.loss went {fmt(train_at)} -> {fmt(train_now)}")
 
 
 def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -> Problem | None:
@@ -134,41 +155,36 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -
     return None
 
 
-def _improvement(values: Sequence[float], n: int) -> float | None:
-    """Best (lowest) finite value before the last `n` reports minus the best of the last `n`.
-
-    None when either part has no finite value (too little data).
-    """
-    if len(values) <= n:
-        return None
-    before = min(filter(math.isfinite, values[:-n]), default=None)
-    recent = min(filter(math.isfinite, values[-n:]), default=None)
-    if before is None or recent is None:
-        return None
-    return before - recent
-
-
 def stagnation(window: History, cfg: StagnationRule, serious_after: int = 0) -> Problem | None:
-    """No improvement of validation.loss by min_delta over `critical_window` reports -> critical;
-    over `window` reports -> serious; training.loss and validation.loss identical (frozen
-    metrics) for `frozen_critical_reports` reports -> critical, for `frozen_reports` -> serious.
+    """The best smoothed validation.loss (median of the last `smooth_reports`) of the last
+    `critical_window` reports beats the best before them by less than the tolerance -> critical;
+    over `window` reports -> serious; training.loss and validation.loss identical (frozen metrics)
+    for `frozen_critical_reports` reports -> critical, for `frozen_reports` -> serious.
+    tolerance = min_delta, or noise_scale x the trial's own report-to-report noise of the
+    validation loss where that is larger (a gain within the noise is not progress). O(1) per
+    result: sliding minima and the noise are tracked incrementally (tuner/rules/_streams.py).
 
     NaN policy: non-finite losses are skipped when looking for the best value; NaN never equals
     NaN, so NaN losses are never "frozen".
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    val, step = window.series(VAL_LOSS), window.step
+    losses = _losses(window, cfg.smooth_reports, cfg.noise_window, (cfg.window, cfg.critical_window))
+    step = window.step
+    noisy = cfg.noise_scale * losses.sigma if math.isfinite(losses.sigma) else 0.0
+    tolerance = max(cfg.min_delta, noisy)
     for severity, n, m in (("critical", cfg.critical_window, cfg.frozen_critical_reports),
                            ("serious", cfg.window, cfg.frozen_reports)):
-        gain = _improvement(val, n)
-        if gain is not None and gain < cfg.min_delta:
-            return make_problem("stagnation", severity, VAL_LOSS, gain, "<", cfg.min_delta, step,
-                                f"improvement over the last {n} reports")
-        train = window.series(TRAIN_LOSS, last=m)
-        if len(train) == m and len(set(train)) == 1 and len(set(val[-m:])) == 1:
+        gain = losses.improvement(n)
+        if gain is not None and gain < tolerance:
+            note = f"improvement over the last {n} reports"
+            if tolerance > cfg.min_delta:
+                note += f" (tolerance from its noise {fmt(losses.sigma)} x {fmt(cfg.noise_scale)})"
+            return make_problem("stagnation", severity, VAL_LOSS, gain, "<", tolerance, step, note)
+        if losses.frozen >= m:
+            val, train = window.latest(VAL_LOSS), window.latest(TRAIN_LOSS)
             return Problem("stagnation", severity, VAL_LOSS, float(m), float(m), step,
-                           f"validation.loss {fmt(val[-1])} and training.loss {fmt(train[-1])} frozen "
+                           f"validation.loss {fmt(val)} and training.loss {fmt(train)} frozen "
                            f"for {m} reports >= {m} ({severity}) at validation {step}")
     return None
 

@@ -1,0 +1,167 @@
+"""Incremental statistics of a trial's losses, updated in O(1) per result for the slow rules.
+
+``LossTracker`` is fed every result a History records (``History.tracker`` creates it, replays
+the current window into it once, and pushes each new result; a rollback empties it). Per result it
+updates, for validation.loss (``val``) and training.loss (``train``):
+
+- the smoothed value: the median of the last ``smooth`` values, NaN until there are ``smooth`` of
+  them or when one is not finite (``smooth`` = 1: the value);
+- the best smoothed validation loss of the window (the History's ``maxlen`` results), its latest
+  position and the smoothed training loss at that position (a monotonic deque: amortised O(1));
+- for each stagnation window n: the best smoothed value of the last n results and the best of the
+  results before them (two monotonic deques);
+- the report-to-report noise of the raw validation loss over the last ``noise_window`` finite
+  values: sigma = mean |second difference| x sqrt(pi / 2) / sqrt(6) (blind to a linear trend: for
+  white noise of std s the second difference is normal with std s sqrt(6), whose mean absolute
+  value is that std x sqrt(2 / pi)), times (1 + 1 / sqrt(k)) for k differences, an upper bound
+  that keeps a low estimate from a few reports from passing noise for a rise; also relative to
+  the mean level of those values. Sliding
+  sums: O(1). (The mean absolute value, not the median: it needs about half the reports for the
+  same precision, and an outlier only makes the rules it feeds more cautious.)
+- the run length of identical (training.loss, validation.loss) pairs (frozen metrics).
+
+Positions count results since the tracker (or the window) started. NaN policy: non-finite values
+are skipped by the smoothing, the bests and the noise; a result without a finite value leaves the
+smoothed value NaN (never a best, never above a limit).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from statistics import median
+from typing import Mapping
+
+SQRT6 = math.sqrt(6.0)
+MEAN_ABS_TO_STD = math.sqrt(math.pi / 2)   # std of a zero-mean normal / its mean absolute value
+
+
+class SlidingMin:
+    """Minimum of (value, position, payload) entries with positions in a sliding range; ties keep the
+    latest position. Amortised O(1) per push and eviction (monotonic deque)."""
+
+    __slots__ = ("q",)
+
+    def __init__(self) -> None:
+        self.q: deque[tuple[float, int, float]] = deque()
+
+    def push(self, value: float, pos: int, payload: float = math.nan) -> None:
+        if not math.isfinite(value):
+            return
+        while self.q and self.q[-1][0] >= value:
+            self.q.pop()
+        self.q.append((value, pos, payload))
+
+    def evict_before(self, pos: int) -> None:
+        while self.q and self.q[0][1] < pos:
+            self.q.popleft()
+
+    def best(self) -> tuple[float, int, float] | None:
+        return self.q[0] if self.q else None
+
+
+def _smoothed(values: deque[float]) -> float:
+    """Median of the values once the deque is full and they are all finite; NaN before (the
+    first reports of a window are not smoothed values and never become a best)."""
+    if len(values) < (values.maxlen or 0) or not all(math.isfinite(v) for v in values):
+        return math.nan
+    return median(values)
+
+
+class LossTracker:
+    """See the module docstring. ``val``/``train``: the reported names of the two losses."""
+
+    def __init__(self, val: str, train: str, maxlen: int, smooth: int, noise_window: int,
+                 windows: tuple[int, ...] = ()) -> None:
+        self.val_name, self.train_name = val, train
+        self.maxlen, self.smooth = maxlen, max(1, smooth)
+        self.count = 0                                   # results pushed (position of the next)
+        self._raw_val: deque[float] = deque(maxlen=self.smooth)
+        self._raw_train: deque[float] = deque(maxlen=self.smooth)
+        self._noise_vals: deque[float] = deque(maxlen=3)      # the last 3 finite values
+        self._d2: deque[float] = deque(maxlen=max(2, noise_window - 2))
+        self._levels: deque[float] = deque(maxlen=max(4, noise_window))
+        self._d2_sum = self._level_sum = 0.0
+        self.smooth_val: deque[float] = deque(maxlen=max(windows + (self.smooth, 8)) + 1)
+        self.smooth_train = math.nan
+        self._best = SlidingMin()
+        self.windows = windows
+        self._recent = {n: SlidingMin() for n in windows}
+        self._before = {n: SlidingMin() for n in windows}
+        self.sigma = math.nan          # absolute noise of the raw validation loss
+        self.sigma_rel = math.nan      # ... relative to its level
+        self.frozen = 0                # results in a row with identical (train, val)
+        self._last_pair: tuple[float, float] | None = None
+
+    # ------------------------------------------------------------------ update
+    def push(self, result: Mapping[str, float]) -> None:
+        pos = self.count
+        self.count += 1
+        v, t = result.get(self.val_name, math.nan), result.get(self.train_name, math.nan)
+        self._raw_val.append(v)
+        self._raw_train.append(t)
+        sv, st = _smoothed(self._raw_val), _smoothed(self._raw_train)
+        self.smooth_val.append(sv)
+        self.smooth_train = st
+        first = pos - self.maxlen + 1                    # oldest position still in the window
+        self._best.push(sv, pos, st)
+        self._best.evict_before(first)
+        for n in self.windows:
+            self._recent[n].push(sv, pos)
+            self._recent[n].evict_before(pos - n + 1)
+            if pos - n >= 0 and len(self.smooth_val) > n:   # the value leaving the recent n
+                self._before[n].push(self.smooth_val[-n - 1], pos - n)
+            self._before[n].evict_before(first)
+        if math.isfinite(v):
+            self._noise_vals.append(v)
+            self._noise()
+        pair = (t, v)
+        self.frozen = self.frozen + 1 if pair == self._last_pair else 1   # NaN pairs never equal
+        self._last_pair = pair
+
+    def _noise(self) -> None:
+        """Slide the sums of |second differences| and of levels by the newest finite value."""
+        value = self._noise_vals[-1]
+        if len(self._levels) == self._levels.maxlen:
+            self._level_sum -= self._levels[0]
+        self._levels.append(value)
+        self._level_sum += value
+        if len(self._noise_vals) < 3:
+            return
+        a, b, c = self._noise_vals
+        if len(self._d2) == self._d2.maxlen:
+            self._d2_sum -= self._d2[0]
+        d2 = abs(c - 2 * b + a)
+        self._d2.append(d2)
+        self._d2_sum += d2
+        if len(self._d2) < 2:
+            return
+        k = len(self._d2)
+        # an upper confidence bound: the estimate from k second differences, x (1 + 1/sqrt(k))
+        self.sigma = max(0.0, self._d2_sum) / k * MEAN_ABS_TO_STD / SQRT6 * (1 + 1 / math.sqrt(k))
+        level = self._level_sum / len(self._levels)
+        self.sigma_rel = self.sigma / level if level > 0 else math.nan
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def in_window(self) -> int:
+        return min(self.count, self.maxlen)
+
+    def best(self) -> tuple[float, int, float] | None:
+        """(best smoothed validation loss in the window, its latest position, smoothed training
+        loss there), or None when no finite value."""
+        return self._best.best()
+
+    def recent_smoothed(self, n: int) -> list[float]:
+        """The last n smoothed validation losses (fewer at the start), oldest first."""
+        n = min(n, len(self.smooth_val), self.in_window)
+        return [self.smooth_val[i] for i in range(len(self.smooth_val) - n, len(self.smooth_val))]
+
+    def improvement(self, n: int) -> float | None:
+        """Best smoothed value before the last n results minus the best of the last n; None when
+        the window holds n results or fewer or either part has no finite value."""
+        if self.in_window <= n:
+            return None
+        before, recent = self._before[n].best(), self._recent[n].best()
+        if before is None or recent is None:
+            return None
+        return before[0] - recent[0]
