@@ -51,6 +51,24 @@ def test_closing_lines(ends: list[TrialEnd], expected: list[str]) -> None:
     assert closing_lines(ends, "sweep", "/runs") == expected
 
 
+@pytest.mark.parametrize("ends, num_samples, status, last", [
+    ([OK, RECOVERED], 2, 0, None),
+    ([OK], 3, 130, "interrupted: 2 of 3 trials unfinished (2 not started); the state is saved, "
+                   "continue with `smart-tuner resume sweep --storage /runs`"),
+    ([], 2, 130, "interrupted: 2 of 2 trials unfinished (2 not started); the state is saved, "
+                 "continue with `smart-tuner resume sweep --storage /runs`"),
+    ([RUNNING], 2, 130, "interrupted: 2 of 2 trials unfinished (f, 1 not started); the state is "
+                        "saved, continue with `smart-tuner resume sweep --storage /runs`"),
+    ([ERRORED], 1, 1, "1 of 1 trials failed (exit status 1)"),
+])
+def test_trials_never_created_count_as_interrupted(ends: list[TrialEnd], num_samples: int,
+                                                   status: int, last: str | None) -> None:
+    """Ctrl+C before the searcher created every sample: fewer trials than num_samples."""
+    assert exit_status(ends, num_samples) == status
+    lines = closing_lines(ends, "sweep", "/runs", num_samples)
+    assert (lines[-1] if lines else None) == last
+
+
 def test_many_unfinished_trials_are_shortened() -> None:
     ends = [TrialEnd(str(i), "PENDING") for i in range(8)]
     (line,) = closing_lines(ends, "s", "/r")

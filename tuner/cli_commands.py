@@ -152,9 +152,9 @@ def _finish(settings: SweepSettings, experiment_path: str, cfg: Any | None = Non
         ends = [dataclasses.replace(e, outcome=outcomes.get(e.trial_id)) for e in ends]
     except ExperimentNotFoundError:  # interrupted before any trial reported
         print("\nno trial has reported a result yet")
-    for line in closing_lines(ends, settings.name, settings.storage):
+    for line in closing_lines(ends, settings.name, settings.storage, settings.num_samples):
         print(line)
-    return exit_status(ends)
+    return exit_status(ends, settings.num_samples)
 
 
 def print_summary(settings: SweepSettings, cfg: Any | None = None,

@@ -59,16 +59,18 @@ def trial_ends(experiment_path: str, outcomes: Mapping[str, str] | None = None) 
     return ends
 
 
-def exit_status(ends: Sequence[TrialEnd]) -> int:
-    """130 when a trial is unfinished (interrupted), else 1 when one failed, else 0."""
-    if any(e.unfinished for e in ends):
+def exit_status(ends: Sequence[TrialEnd], num_samples: int = 0) -> int:
+    """130 when a trial is unfinished or fewer than ``num_samples`` were created (the sweep was
+    interrupted), else 1 when one failed, else 0."""
+    if any(e.unfinished for e in ends) or len(ends) < num_samples:
         return EXIT_INTERRUPTED
     if any(e.failed for e in ends):
         return EXIT_FAILED
     return EXIT_OK
 
 
-def closing_lines(ends: Sequence[TrialEnd], name: str, storage: str) -> list[str]:
+def closing_lines(ends: Sequence[TrialEnd], name: str, storage: str,
+                  num_samples: int = 0) -> list[str]:
     """The last lines of the summary: the failed trials with their error files, the resume
     command of an interrupted sweep, and the exit status in words."""
     lines = []
@@ -77,14 +79,18 @@ def closing_lines(ends: Sequence[TrialEnd], name: str, storage: str) -> list[str
         why = "errored" if e.status == ERRORED else "diverged"
         where = f": {e.error_file}" if e.error_file else ""
         lines.append(f"trial {e.trial_id} {why}{where}")
-    unfinished = [e.trial_id for e in ends if e.unfinished]
-    status = exit_status(ends)
+    total = max(len(ends), num_samples)
+    status = exit_status(ends, num_samples)
     if status == EXIT_INTERRUPTED:
-        lines.append(f"interrupted: {len(unfinished)} of {len(ends)} trials unfinished "
-                     f"({_short(unfinished)}); the state is saved, continue with "
+        unfinished = [e.trial_id for e in ends if e.unfinished]
+        not_started = total - len(ends)
+        which = ", ".join(filter(None, [_short(unfinished),
+                                        f"{not_started} not started" if not_started else ""]))
+        lines.append(f"interrupted: {len(unfinished) + not_started} of {total} trials unfinished "
+                     f"({which}); the state is saved, continue with "
                      f"`smart-tuner resume {name} --storage {storage}`")
     elif status == EXIT_FAILED:
-        lines.append(f"{len(failed)} of {len(ends)} trials failed (exit status 1)")
+        lines.append(f"{len(failed)} of {total} trials failed (exit status 1)")
     return lines
 
 
