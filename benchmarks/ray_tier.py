@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.drivers import non_finite, pbt_mutations
-from benchmarks.harness import RunRecord, TrialRecord, _score, ground_truth
+from benchmarks.harness import RunRecord, TrialRecord, _score, _truth, best_reachable
 from benchmarks.metrics import summarize
 from benchmarks.scenario import Scenario, load_scenario, population
 from benchmarks.surrogate import Calibration, SurrogateTrial, state_from_dict, state_to_dict
+from benchmarks.usable import is_usable
 
 HP_KEYS = ("learning_rate", "batch_size", "dropout", "weight_decay", "guided_attention_weight",
            "gate_loss_weight", "gate_pos_weight", "gate_threshold", "grad_clip_thresh", "lr_restart",
@@ -60,9 +61,12 @@ def surrogate_trainable(config: dict[str, Any]) -> None:
         while sim.state.report < sc.max_reports:
             metrics = sim.step(config)
             active = spec.fault is not None and spec.fault.active(sim.state.report, config)
+            clean = sim.clean_metrics(config)
             log.write(json.dumps({"t": time.time_ns(), "trial": spec.trial_id, "report": sim.state.report,
                                   "config": hp, "val": metrics["validation.loss"] if math.isfinite(metrics["validation.loss"]) else None,
-                                  "active": active, "diverged": sim.state.damage.diverged}) + "\n")
+                                  "active": active, "diverged": sim.state.damage.diverged,
+                                  "usable": is_usable(clean, sc.target),
+                                  "clean": clean["validation.loss"] if math.isfinite(clean["validation.loss"]) else None}) + "\n")
             log.flush()
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "state.json").write_text(json.dumps(state_to_dict(sim.checkpoint())))
@@ -135,12 +139,13 @@ def run_one(sc: Scenario, calibration: Calibration, seed: int, name: str, workdi
 def rebuild(sc: Scenario, calibration: Calibration, seed: int, name: str, specs: list, log: Path) -> RunRecord:
     """RunRecord from the per-report log (see the module docstring for the inference rules)."""
     lines = sorted((json.loads(x) for x in log.read_text().splitlines() if x.strip()), key=lambda d: d["t"])
-    rec = RunRecord(name, seed)
+    rec = RunRecord(name, seed, best_reachable=best_reachable(sc, calibration))
     by_id = {s.trial_id: s for s in specs}
     for s in specs:
+        acted, usable, usable_clean = _truth(s, sc, calibration)
         rec.trials[s.trial_id] = TrialRecord(s.trial_id, s.fault.kind if s.fault else None, s.fault.onset if s.fault else None,
-                                             s.fault.recoverable if s.fault else True,
-                                             healthy=not ground_truth(s, sc, calibration))
+                                             s.fault.recoverable if s.fault else True, healthy=not acted,
+                                             usable_unscheduled=usable, usable_without_fault=usable_clean)
     per: dict[str, list[tuple[int, dict]]] = defaultdict(list)
     for i, d in enumerate(lines, start=1):
         tr = rec.trials[d["trial"]]
@@ -153,17 +158,21 @@ def rebuild(sc: Scenario, calibration: Calibration, seed: int, name: str, specs:
         if d["active"] and tr.manifested_at is None:
             tr.manifested_at = tr.reports
         _score(rec, tr, d["val"] if d["val"] is not None else math.nan, sc.target)
+        if rec.compute_to_first_usable is None and d.get("usable"):
+            rec.compute_to_first_usable = rec.compute
     for tid, seq in per.items():
         tr, spec = rec.trials[tid], by_id[tid]
         for n, ((_, a), (_, b)) in enumerate(zip(seq, seq[1:]), start=1):
             if b["report"] != a["report"] + 1 or b["config"] != a["config"]:
-                tr.actions.append((n, "restart" if b["report"] == 1 else "restore"))
+                tr.actions.append((n, "exploit" if name == "pbt" else "restart" if b["report"] == 1 else "restore"))
         last_i, last = seq[-1]
         tr.finished = last["report"] >= sc.max_reports
         if not tr.finished and last_i < min(rec.compute, sc.budget) - sc.max_concurrent:
             tr.stopped = True
-            tr.actions.append((len(seq), "stop"))
-        tr.final_loss = last["val"] if last["val"] is not None else math.nan
+            tr.actions.append((len(seq), "prune" if name == "asha" else "stop"))
+        tr.final_loss = tr.last_reported = last["val"] if last["val"] is not None else math.nan
+        tr.usable = bool(last.get("usable"))
+        tr.clean_loss = last["clean"] if last.get("clean") is not None else math.nan
         tr.recovered = bool(spec.fault is not None and spec.fault.recoverable and tr.manifested_at is not None
                             and not tr.stopped and spec.fault.cured(last["config"]) and not last["diverged"]
                             and last["val"] is not None)

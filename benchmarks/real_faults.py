@@ -6,11 +6,12 @@ the old benchmark: the "exploding" FIFO trial ended better than the repaired one
 rate that jumps mid-training is what public Tacotron2 reports describe (divergence or lost
 alignment after a schedule or restart mistake, cured by rolling back and lowering the rate).
 
-Config key ``_lr_spike: {after_step: S, factor: K, threshold: T}``: from optimizer step S on
-(1-based, like ``tuner/training/faults.py``), while the trial's configured ``learning_rate`` is
-above ``T`` (set by the benchmark to 0.75 x the trial's original learning rate, so halving the
-rate cures it), every step's scheduled learning rate is multiplied by ``K``. The key is a plain
-dict, so a scheduler's config mutation carries it unchanged; only ``learning_rate`` decides.
+Config keys ``_lr_spike_after_step: S``, ``_lr_spike_factor: K``, ``_lr_spike_threshold: T``
+(flat numbers, so Ray Tune's search and a scheduler's config mutation carry them unchanged; S = 0
+is off): from optimizer step S on (1-based, like ``tuner/training/faults.py``), while the trial's
+configured ``learning_rate`` is above ``T`` (set by the benchmark to 0.75 x the trial's original
+learning rate, so halving the rate cures it), every step's scheduled learning rate is multiplied
+by ``K``; only ``learning_rate`` decides.
 
 ``train_tts_spiked(config)`` is a Ray Tune function trainable: ``train_tts`` with the trial's
 ``LRSchedule`` replaced by ``SpikedSchedule`` for the duration of the call (the product code
@@ -24,7 +25,20 @@ from typing import Any, Mapping
 
 from tuner.training.schedule import LRSchedule
 
-SPIKE_KEY = "_lr_spike"
+SPIKE_KEYS = ("_lr_spike_after_step", "_lr_spike_factor", "_lr_spike_threshold")
+
+
+def spike_keys(after_step: int, factor: float, threshold: float) -> dict[str, float]:
+    """The config keys of a spike (``after_step`` 0: no spike)."""
+    return dict(zip(SPIKE_KEYS, (int(after_step), float(factor), float(threshold))))
+
+
+def spike_of(config: Mapping[str, Any]) -> dict[str, float] | None:
+    """``{after_step, factor, threshold}`` from a trial config, or None when it has no spike."""
+    after = int(config.get(SPIKE_KEYS[0], 0) or 0)
+    if after <= 0:
+        return None
+    return {"after_step": after, "factor": float(config[SPIKE_KEYS[1]]), "threshold": float(config[SPIKE_KEYS[2]])}
 
 
 @dataclass
@@ -53,12 +67,12 @@ def spiked_factory(spike: Mapping[str, Any]) -> Any:
 
 
 def run_spiked(config: Mapping[str, Any], session: Any) -> Any:
-    """``run_training(config, session)`` with the ``_lr_spike`` of the config applied (if any)."""
+    """``run_training(config, session)`` with the config's spike applied (if any)."""
     from tuner.training import loop
     from tuner.trainable import run_training
 
-    spike = config.get(SPIKE_KEY)
-    if not spike:
+    spike = spike_of(config)
+    if spike is None:
         return run_training(config, session)
     original = loop.LRSchedule
     loop.LRSchedule = spiked_factory(spike)  # type: ignore[assignment]
@@ -69,7 +83,7 @@ def run_spiked(config: Mapping[str, Any], session: Any) -> Any:
 
 
 def train_tts_spiked(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: ``train_tts`` plus the optional ``_lr_spike`` fault."""
+    """Ray Tune function trainable: ``train_tts`` plus the optional learning-rate spike."""
     from tuner.training.session import RaySession
 
     run_spiked(config, RaySession())

@@ -1,11 +1,11 @@
 """Probe single real tiny-Tacotron2 trials without Ray: where is the unstable region, does a fault harm?
 
     python -m benchmarks.real_probe --data-dir data/corpus --steps 300 --out probe.json \\
-        '{"learning_rate": 0.01}' '{"learning_rate": 0.002, "_lr_spike": {"after_step": 150, "factor": 20, "threshold": 0.0015}}'
+        '{"learning_rate": 0.01}' '{"learning_rate": 0.002, "_lr_spike_after_step": 150, "_lr_spike_factor": 20, "_lr_spike_threshold": 0.0015}'
 
 Each positional argument is a JSON config (on top of tiny-preset defaults, 1 thread, validation
 every 50 steps); the trials run one after the other through ``LocalSession``
-(``benchmarks.real_faults.run_spiked``, so ``_lr_spike`` works). Writes, per config, every
+(``benchmarks.real_faults.run_spiked``, so the ``_lr_spike_*`` keys work). Writes, per config, every
 report's contract metrics, whether it ends usable (benchmarks/usable.py) and the wall time.
 """
 

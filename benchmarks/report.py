@@ -121,7 +121,8 @@ def goal_checks(src: Mapping[str, Any], faulty_goal: float = 0.9, regret_half: b
          None if fu["rate"] is None else fu["rate"] >= faulty_goal),
         ("0 healthy_interventions", str(sm["healthy_interventions"]), sm["healthy_interventions"] == 0),
         ("compute_to_first_usable <= FIFO's and ASHA's", f"{_f(c, '{:.0f}')} vs FIFO {_f(cf, '{:.0f}')}, ASHA {_f(ca, '{:.0f}')}",
-         (c if c is not None else inf) <= min(cf if cf is not None else inf, ca if ca is not None else inf)),
+         None if c is None and cf is None and ca is None
+         else (c if c is not None else inf) <= min(cf if cf is not None else inf, ca if ca is not None else inf)),
         ("regret <= every baseline's", f"{_f(reg['smart'], '{:.4f}')} vs " + ", ".join(f"{n} {_f(reg[n], '{:.4f}')}" for n in base),
          None if reg["smart"] is None else all(reg[n] is None or reg["smart"] <= reg[n] for n in base)),
     ]

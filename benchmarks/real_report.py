@@ -1,0 +1,105 @@
+"""BENCHMARKS.md section of the real sweep (``<!-- real-sweep:begin -->`` ... ``<!-- real-sweep:end -->``).
+
+    python -m benchmarks.real_report [benchmarks/results/real_sweep.json]
+
+Only the text between the markers is replaced (they are added at the end of BENCHMARKS.md when
+missing); hand-written notes come from benchmarks/real_report_notes.md when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from benchmarks.report import BENCHMARKS_MD, _ci, _f, _pct, goals_table
+
+BEGIN, END = "<!-- real-sweep:begin -->", "<!-- real-sweep:end -->"
+RESULTS = Path(__file__).parent / "results" / "real_sweep.json"
+NOTES = Path(__file__).parent / "real_report_notes.md"
+ORDER = ("fifo", "asha", "smart")
+
+
+def _row(name: str, s: Mapping[str, Any]) -> str:
+    fu = s["faulty_usable"]
+    return (f"| {name} | {s['compute_steps']} | {_f(s['compute_lost_share'], '{:.3f}')} | {s['usable_models']} "
+            f"({_f(s['usable_per_100_reports'], '{:.1f}')}) | {fu['usable']}/{fu['faulty']} = {_pct(fu.get('rate'))}{_ci(fu.get('wilson95'))} "
+            f"| {s['healthy_interventions']} | {s['healthy_pruned']} | {_f(s['compute_to_first_usable'], '{:.0f}')} "
+            f"| {_f(s['regret'], '{:.3f}')} | {s['wall_s']:.0f} | {s['load_1min_start']:.0f} -> {s['load_1min_end']:.0f} "
+            f"| {'yes' if s['time_budget_hit'] else 'no'} |")
+
+
+def _trials(doc: Mapping[str, Any], variant: str) -> list[str]:
+    v = doc["variants"][variant]
+    names = [n for n in ORDER if n in v]
+    out = ["| config | learning_rate | guided attention | " + " | ".join(f"{n}: reports, final val.loss, usable, actions" for n in names) + " |",
+           "|---|---|---|" + "---|" * len(names)]
+    for i, cfg in enumerate(doc["configs"]):
+        cells = []
+        for n in names:
+            t = v[n]["trials"].get(str(i), {})
+            cells.append(f"{t.get('reports', 0)}, {_f(t.get('final_loss'), '{:.2f}')}, {'yes' if t.get('usable') else 'no'}, "
+                         f"{' '.join(t.get('actions', [])) or '-'}")
+        out.append(f"| {i} | {cfg['learning_rate']:.4g} | {cfg.get('guided_attention_weight', float('nan')):.2f} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _harm(doc: Mapping[str, Any]) -> list[str]:
+    """What the spike does to an unscheduled trial: FIFO natural vs FIFO spike, per config."""
+    v = doc.get("variants", {})
+    if "fifo" not in v.get("natural", {}) or "fifo" not in v.get("spike", {}):
+        return []
+    out = ["### Does the injected spike harm an unscheduled trial? (FIFO, natural vs spike, same configs)", "",
+           "| config | learning_rate | natural: final val.loss, usable | spike: final val.loss, usable |", "|---|---|---|---|"]
+    for i, cfg in enumerate(doc["configs"]):
+        a, b = v["natural"]["fifo"]["trials"].get(str(i), {}), v["spike"]["fifo"]["trials"].get(str(i), {})
+        out.append(f"| {i} | {cfg['learning_rate']:.4g} | {_f(a.get('final_loss'), '{:.2f}')}, {'yes' if a.get('usable') else 'no'} "
+                   f"| {_f(b.get('final_loss'), '{:.2f}')}, {'yes' if b.get('usable') else 'no'} |")
+    return out + [""]
+
+
+def section(doc: Mapping[str, Any]) -> str:
+    lines = ["## Real sweep: tiny Tacotron2 trials through real Ray Tune (issue 8 item 5)", "",
+             f"Command: `{doc.get('command')}` (recorded {doc.get('recorded')}, {doc.get('elapsed_s')} s in all; raw: "
+             "`benchmarks/results/real_sweep.json`). "
+             f"{len(doc['configs'])} configs from the seeded stream of `benchmarks/scenarios/real.yaml`, {doc['steps']} training steps "
+             f"per trial, a validation every {doc['validation_interval']}, target validation.loss <= {doc['target']}, "
+             f"{doc['max_concurrent']} one-thread trials at a time, Ray Tune time budget per scheduler run "
+             f"{_f(doc.get('time_budget_s'), '{:.0f} s')}. Compute = training steps (re-trained steps after a rollback "
+             "count again). A config *fails* when FIFO's run of it (same variant) ends unusable.", ""]
+    for variant, v in doc.get("variants", {}).items():
+        lines += [f"### Variant `{variant}`" + (" (every trial gets the learning-rate spike of benchmarks/real_faults.py)"
+                                                if variant == "spike" else " (no injected fault)"), "",
+                  "| scheduler | compute (steps) | compute lost share | usable models (per 100 reports) | failing configs usable "
+                  "| healthy interventions | healthy pruned | compute to first usable (steps) | regret | wall s | 1-min load start -> end "
+                  "| time budget hit |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_row(n, v[n]) for n in ORDER if n in v]
+        lines += ["", f"Best final validation.loss of any trial here: {_f(v.get('best_final_loss'), '{:.3f}')} (regret = handed "
+                  "trial's final validation.loss minus it).", ""] + _trials(doc, variant)
+        if "smart" in v and "fifo" in v:
+            lines += ["", f"Goals (issue 8, real sweep) in variant `{variant}`:", ""] + goals_table(v, faulty_goal=0.8, regret_half=False)
+        iv = v.get("smart", {}).get("interventions", [])
+        if iv:
+            lines += ["", "Smart Tuner's interventions:", ""] + [f"    {x}" for x in iv]
+        lines.append("")
+    lines += _harm(doc)
+    if NOTES.exists():
+        lines += [NOTES.read_text().strip(), ""]
+    return "\n".join(lines)
+
+
+def write_section(doc: Mapping[str, Any], path: str | Path | None = None) -> None:
+    p = Path(path) if path is not None else BENCHMARKS_MD
+    text = p.read_text()
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    p.write_text(head + BEGIN + "\n" + section(doc) + END + tail)
+
+
+if __name__ == "__main__":
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
+    write_section(json.loads(src.read_text()))
+    print(f"wrote the real-sweep section of {BENCHMARKS_MD} from {src}")
