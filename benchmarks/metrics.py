@@ -159,7 +159,20 @@ def user_metrics(runs: Sequence[RunRecord]) -> dict[str, Any]:
         "regret_per_seed": regrets,
         "best_reachable_loss": runs[0].best_reachable if runs else None,
         "trials_started": len(trials),
+        "compute_lost_split": _lost_split(trials, compute),
     }
+
+
+def _lost_split(trials: Sequence[Any], compute: int) -> dict[str, float | None]:
+    """Shares of all trial-reports lost, by why the trial ended unusable."""
+    lost = {"faulty": 0, "healthy_stopped": 0, "healthy_finished_unusable": 0, "healthy_running_at_budget": 0}
+    for t in trials:
+        if t.usable:
+            continue
+        key = ("faulty" if t.faulty else "healthy_stopped" if t.stopped
+               else "healthy_finished_unusable" if t.finished else "healthy_running_at_budget")
+        lost[key] += t.reports
+    return {k: v / compute if compute else None for k, v in lost.items()}
 
 
 def ratio_to(runs: Sequence[RunRecord], base: Sequence[RunRecord]) -> float | None:

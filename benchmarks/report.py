@@ -76,7 +76,18 @@ def _row(name: str, s: Mapping[str, Any], n_seeds: int) -> str:
 
 
 def _seed_range(seeds: Any) -> str:
-    return "none" if not seeds else f"{seeds[0]}-{seeds[-1]}"
+    """[0, 1, 2, 7, 8] -> "0-2, 7-8"."""
+    if not seeds:
+        return "none"
+    parts, start, prev = [], seeds[0], seeds[0]
+    for x in list(seeds[1:]) + [None]:
+        if x is not None and x == prev + 1:
+            prev = x
+            continue
+        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+        if x is not None:
+            start = prev = x
+    return ", ".join(parts)
 
 
 def _pct(x: Any) -> str:
@@ -141,8 +152,10 @@ def _family(doc: Mapping[str, Any]) -> list[str]:
     fam = doc.get("family", {})
     if len(fam) < 2:
         return []
-    out = ["", "Scenario family (tier 1a; every scenario fixed before the comparison; evaluation seeds):", ""]
+    out = ["", "The rest of the scenario family (tier 1a; every scenario fixed before the comparison; evaluation seeds):", ""]
     for name, entry in fam.items():
+        if name == doc["scenario"]["name"]:
+            continue
         seeds = entry.get("seeds", [])
         out += [f"`{entry['path']}` ({entry['fault_rate']:.0%} faulty trials, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)})):", ""]
         out += USER_HEAD + [_user_row(n, entry[n]) for n in ORDER if n in entry]

@@ -116,6 +116,7 @@ def test_user_metrics_on_hand_built_records() -> None:
     assert m["faulty_usable"]["usable"] == 0 and m["faulty_usable"]["faulty"] == 1
     assert m["healthy_interventions"] == 1 and m["healthy_pruned"] == 1 and m["healthy_interventions_trials"] == 1
     assert m["compute_to_first_usable"] == 30
+    assert m["compute_lost_split"]["faulty"] == pytest.approx(0.35)
     # the handed model is the lowest LAST REPORTED loss ("mutated", 2.2), judged on its clean loss 2.4
     assert rec.handed is rec.trials["mutated"] and m["regret"] == pytest.approx(0.4)
 
