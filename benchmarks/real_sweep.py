@@ -197,6 +197,34 @@ def summarize(name: str, run: dict[str, Any], fifo: dict[str, Any], n: int, sc: 
     }
 
 
+def summarize_doc(doc: dict[str, Any], sc: dict[str, Any]) -> None:
+    """Fill ``doc["variants"]`` from ``doc["raw"]`` (FIFO of each variant is the ground truth)."""
+    n, steps = len(doc["configs"]), int(doc["steps"])
+    for variant, runs in doc["raw"].items():
+        fifo = runs.get("fifo")
+        if fifo is None:
+            continue
+        finals = [r["validation.loss"] for rr in runs.values() for i in range(n)
+                  for r in [x for x in rr["reports"] if x["index"] == i][-1:] if r["validation.loss"] is not None]
+        best = min(finals) if finals else None
+        doc["variants"][variant] = {"best_final_loss": best, **{
+            name: summarize(name, runs[name], fifo, n, sc, steps, best) for name in ("fifo", "asha", "smart") if name in runs}}
+
+
+def merge(paths: list[Path], sc: dict[str, Any]) -> dict[str, Any]:
+    """One document from runs recorded by separate processes (same configs, steps and interval)."""
+    docs = [json.loads(p.read_text()) for p in paths]
+    doc = {**docs[0], "raw": {}, "variants": {}, "merged_from": [str(p) for p in paths],
+           "commands": [d.get("command") for d in docs], "elapsed_s": max(d.get("elapsed_s") or 0 for d in docs)}
+    for d in docs:
+        if (d["configs"], d["steps"], d["validation_interval"]) != (doc["configs"], doc["steps"], doc["validation_interval"]):
+            raise SystemExit(f"--merge: {d.get('command')} ran other configs/steps/interval than {doc.get('command')}")
+        for variant, runs in d["raw"].items():
+            doc["raw"].setdefault(variant, {}).update(runs)
+    summarize_doc(doc, {**sc, "validation_interval": doc["validation_interval"]})
+    return doc
+
+
 def run(sc: dict[str, Any], data_dir: str, n: int, steps: int, variants: list[str], time_budget_s: float | None,
         out: Path) -> dict[str, Any]:
     """Every variant x scheduler; writes ``out`` after each scheduler (a cut run keeps what finished)."""
@@ -223,15 +251,7 @@ def run(sc: dict[str, Any], data_dir: str, n: int, steps: int, variants: list[st
                     out.write_text(json.dumps(doc, indent=1) + "\n")
     finally:
         ray.shutdown()
-    for variant, runs in doc["raw"].items():
-        fifo = runs.get("fifo")
-        if fifo is None:
-            continue
-        finals = [r["validation.loss"] for rr in runs.values() for i in range(n)
-                  for r in [x for x in rr["reports"] if x["index"] == i][-1:] if r["validation.loss"] is not None]
-        best = min(finals) if finals else None
-        doc["variants"][variant] = {"best_final_loss": best, **{
-            name: summarize(name, r, fifo, n, sc, steps, best) for name, r in runs.items()}}
+    summarize_doc(doc, sc)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
 
@@ -245,9 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=int, help="override validation_interval (steps per report)")
     ap.add_argument("--variants", nargs="+", default=["natural", "spike"], choices=["natural", "spike"])
     ap.add_argument("--time-budget-s", type=float, help="Ray Tune time_budget_s per scheduler run")
+    ap.add_argument("--schedulers", nargs="+", choices=["fifo", "asha", "smart"], help="override the scenario's schedulers")
+    ap.add_argument("--merge", nargs="+", type=Path, help="only merge these recorded JSON files into --out")
     ap.add_argument("--out", default=str(RESULTS / "real_sweep.json"))
     args = ap.parse_args(argv)
     sc = load_real(args.scenario)
+    if args.merge:
+        doc = merge(args.merge, sc)
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {args.out} from {len(args.merge)} files", flush=True)
+        return 0
+    if args.schedulers:
+        sc["schedulers"] = args.schedulers
     if args.interval:
         sc["validation_interval"] = args.interval
     data_dir = str(Path(args.data_dir).resolve())
