@@ -227,3 +227,23 @@ def test_bad_dataset_or_cache_exits_2_before_the_sweep(tmp_path: Path, corpus_di
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert {p: after[p] for p in before} == before   # the damaged cache is left for the user
     assert {p.name for p in set(after) - set(before)} <= {"wav-hashes.json"}
+
+
+def test_resume_with_a_damaged_cache_exits_2_before_ray(tmp_path: Path, corpus_dir: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from tuner.sweep import SweepSettings
+
+    expected = _damaged_cache(corpus_dir, tmp_path / "cache")
+    settings = SweepSettings("s.yaml", str(tmp_path / "runs"), "exp", 2, 1, 1.0, 0.0, "smart",
+                             "validation.loss", "min", "sqlite:///x.db")
+    (settings.experiment_dir / "trial_0").mkdir(parents=True)
+    settings.save()
+    (settings.experiment_dir / "trial_0" / "params.json").write_text(json.dumps(
+        {"data_dir": str(corpus_dir), "cache_dir": str(tmp_path / "cache")}))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code = _run(["resume", "exp", "--storage", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 
 from tuner.folders import check_writable, make_folder
-from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner, check_sweep,
-                         default_name, ensure_dataset, resolve_storage, restore_tuner, smart_config)
+from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner,
+                         check_resumed_dataset, check_sweep, default_name, ensure_dataset,
+                         resolve_storage, restore_tuner, smart_config)
 from tuner.sweep_exit import closing_lines, exit_status, hide_ray_restore_hint, trial_ends
 
 __all__ = ["cmd_tune", "cmd_resume", "cmd_analyze", "cmd_corpus", "print_summary"]
@@ -95,6 +96,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     check_writable(experiment_dir, "--storage: experiment folder")  # Ray writes there at once
     if settings.storage != storage:  # the folder was moved: follow it
         settings = SweepSettings(**{**settings.__dict__, "storage": storage})
+    check_resumed_dataset(experiment_dir)   # a damaged feature cache: one line, before Ray
     print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
     return _finish(settings, _fit(restore_tuner(settings), settings).experiment_path)
 

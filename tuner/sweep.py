@@ -36,6 +36,7 @@ __all__ = [
     "check_sweep",
     "check_optuna_storage",
     "make_scheduler",
+    "check_resumed_dataset",
     "ensure_dataset",
     "build_tuner",
     "restore_tuner",
@@ -198,6 +199,19 @@ def ensure_dataset(space: SearchSpace) -> dict[str, Any]:
     check_features(features)
     config["data_dir"] = str(data_dir.resolve())
     return config
+
+
+def check_resumed_dataset(experiment_dir: str | Path) -> None:
+    """Before ``resume``: the feature cache the sweep's trials load (their ``params.json``'s
+    ``data_dir``/``cache_dir``) read whole, or rebuilt once here when it was deleted."""
+    params = next(Path(experiment_dir).glob("*/params.json"), None)
+    config = {} if params is None else json.loads(params.read_text(encoding="utf-8"))
+    if not config.get("data_dir"):
+        return
+    from model.data import check_features, prepare_features
+
+    check_features(prepare_features(config["data_dir"], cache_dir=config.get("cache_dir"),
+                                    progress=True))
 
 
 def make_scheduler(kind: str, cfg: Any, space: SearchSpace) -> Any:
