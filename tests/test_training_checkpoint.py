@@ -95,3 +95,14 @@ def test_a_temporary_download_has_no_fallback(tmp_path: Path) -> None:
     _spoil(tmp_path / "checkpoint_tmp_1bb", "truncate")
     with pytest.raises(CheckpointUnreadableError, match="no older readable checkpoint"):
         load_readable_checkpoint(tmp_path / "checkpoint_tmp_1bb")
+
+
+def test_the_message_names_the_newest_attempts_file(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    save_checkpoint({"step": 1}, tmp_path / "checkpoint_000001")
+    save_checkpoint({"step": 2}, tmp_path / "checkpoint_000002", attempt=2)
+    bad = tmp_path / "checkpoint_000002" / "checkpoint.attempt2.pt"
+    bad.write_bytes(bad.read_bytes()[:100])
+    state, _ = load_readable_checkpoint(tmp_path / "checkpoint_000002")
+    assert state["step"] == 1
+    assert capsys.readouterr().err.startswith(f"smart-tuner: checkpoint {bad} cannot be read")

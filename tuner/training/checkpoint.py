@@ -118,8 +118,9 @@ class CheckpointUnreadableError(RuntimeError):
 
 
 def load_readable_checkpoint(directory: str | Path) -> tuple[dict[str, Any], Path]:
-    """Read ``directory/checkpoint.pt``, or, when that cannot be read (truncated, overwritten,
-    missing), the newest readable *older* checkpoint beside it; returns (state, folder read).
+    """Read ``directory``'s checkpoint (:func:`load_checkpoint`), or, when that cannot be read
+    (truncated, overwritten, missing), the newest readable *older* checkpoint beside it; returns
+    (state, folder read).
 
     Checkpoint folders sort by name in the order they were written (Ray's ``checkpoint_000007``,
     LocalSession's ``checkpoint_0007``); a newer one is never used (it may be the very state a
@@ -133,6 +134,7 @@ def load_readable_checkpoint(directory: str | Path) -> tuple[dict[str, Any], Pat
         (p for p in folder.parent.glob("checkpoint_*") if p.is_dir() and p.name < folder.name
          and re.fullmatch(rf"checkpoint_\d{{{len(numbered.group(1))}}}", p.name)), reverse=True)
     candidates = [folder, *older]
+    asked = _newest_attempt_file(folder) or folder / CHECKPOINT_FILE   # the file named in messages
     first_error = ""
     for candidate in candidates:
         try:
@@ -141,12 +143,12 @@ def load_readable_checkpoint(directory: str | Path) -> tuple[dict[str, Any], Pat
             first_error = first_error or (str(err).splitlines() or [type(err).__name__])[0]
             continue
         if candidate != folder:
-            print(f"smart-tuner: checkpoint {folder / CHECKPOINT_FILE} cannot be read "
+            print(f"smart-tuner: checkpoint {asked} cannot be read "
                   f"({first_error}); restored the newest readable older one, {candidate}",
                   file=sys.stderr, flush=True)
         return state, candidate
     raise CheckpointUnreadableError(
-        f"checkpoint {folder / CHECKPOINT_FILE} cannot be read ({first_error}) and no older "
+        f"checkpoint {asked} cannot be read ({first_error}) and no older "
         f"readable checkpoint is in {folder.parent}; fix: restart the trial from scratch (raise "
         "_restart_generation) or put the file back")
 
