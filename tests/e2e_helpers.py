@@ -13,7 +13,7 @@ every result, and a restored run continues from its checkpoint's step with its *
 
 Config keys: ``learning_rate``, ``batch_size``, ``max_steps`` (validations), ``explode_lr``,
 ``explode_after``, ``nan_from``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker``
-(raise once at that step, remembered by a marker file), ``_restart_generation`` (a checkpoint of a lower
+(raise once at that step, remembered by a marker file; ``crash_message`` in the error), ``_restart_generation`` (a checkpoint of a lower
 generation is ignored: restart from scratch), ``log_dir`` (appends one JSON line per report:
 trial id, step, learning_rate, batch_size, generation, restored_from).
 """
@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "sleep": 0.0,
     "crash_at": None,
     "crash_marker": None,
+    "crash_message": "CUDA out of memory, simulated",
     "_restart_generation": 0,
     "log_dir": None,
 }
@@ -92,7 +93,7 @@ def quadratic_trainable(config: dict[str, Any]) -> None:
             marker = Path(str(cfg["crash_marker"]))
             if not marker.exists():
                 marker.write_text("crashed once\n")
-                raise RuntimeError(f"injected crash at step {step} (CUDA out of memory, simulated)")
+                raise RuntimeError(f"injected crash at step {step} ({cfg['crash_message']})")
         if cfg["sleep"]:
             time.sleep(float(cfg["sleep"]))
         exploded = lr > float(cfg["explode_lr"]) and step >= int(cfg["explode_after"])

@@ -132,6 +132,19 @@ def test_crash_and_oom_retry_with_half_the_batch(sup: Supervisor, kind: str, bat
     assert f"retry ({kind}: " in action.intervention.line()
 
 
+def test_error_retries_follow_the_adjustment_table(tmp_path: Path) -> None:
+    """training_recovery.actions.trial_crash is a table entry like any other: a user file can
+    make a crash retry lower the learning rate and keep the batch instead."""
+    cfg = config_from_dict({"training_recovery": {"actions": {"trial_crash": {
+        "batch_size": None, "learning_rate": {"scale": [0.5, 0.5]}}}}, "optuna": {"seed": 0}})
+    sup = Supervisor(cfg, tmp_path / "exp", echo=False)
+    action = sup.on_error("t1", CONFIG, now=1.0, error=TrialError("trial_crash", "ValueError", "x"))
+    assert action.new_config == {**CONFIG, "learning_rate": 0.2}
+    oom = sup.on_error("t1", action.new_config, now=2.0,
+                       error=TrialError("out_of_memory", "OutOfMemoryError", "CUDA"))
+    assert oom.new_config["batch_size"] == 16 and oom.new_config["learning_rate"] == 0.2
+
+
 def test_error_without_a_kind_is_a_crash(sup: Supervisor) -> None:
     _run(sup, ["ok"])
     action = sup.on_error("t1", CONFIG, now=5.0)
