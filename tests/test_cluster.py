@@ -35,7 +35,8 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from tests.test_trainable import SMALL_MODEL  # noqa: E402
-from tuner.interventions import read_jsonl  # noqa: E402
+from tuner.analysis_io import read_json_lines  # noqa: E402
+from tuner.interventions import Intervention  # noqa: E402
 from tuner.supervisor_state import read_state  # noqa: E402
 from tuner.training import attempts  # noqa: E402
 from tuner.training.checkpoint import load_checkpoint  # noqa: E402
@@ -141,7 +142,7 @@ def test_lost_node_resumes_the_trial_unchanged(cluster, corpus_dir: Path, tmp_pa
     [trial_dir] = [d for d in exp.iterdir() if (d / "result.json").is_file()]
     rows = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
     trial_id = rows[0]["trial_id"]
-    [record] = read_jsonl(exp / "interventions.jsonl")
+    [record] = [Intervention.from_dict(d) for d in read_json_lines(exp / "interventions.jsonl")]
     assert (record.trial_id, record.action) == (trial_id, "resume")
     assert [p["kind"] for p in record.problems] == ["node_lost"]
     assert record.new_config == record.old_config and record.changes() == {}

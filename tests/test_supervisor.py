@@ -169,9 +169,9 @@ def test_lost_node_resumes_unchanged_outside_every_budget(sup: Supervisor, tmp_p
     line = action.intervention.line()
     assert "resume (node_lost: node lost (ActorDiedError: " in line
     assert line.endswith("; resumed from validation 3") and " -> " not in line
-    records = read_jsonl(tmp_path / "exp" / "interventions.jsonl")
-    assert [r.action for r in records] == ["mutate", "resume", "resume", "resume"]
-    assert records[-1].problems[0]["kind"] == "node_lost"
+    records = read_json_lines(tmp_path / "exp" / "interventions.jsonl")
+    assert [r["action"] for r in records] == ["mutate", "resume", "resume", "resume"]
+    assert records[-1]["problems"][0]["kind"] == "node_lost"
     crash = sup.on_error("t1", config, now=20.0, error=TrialError("trial_crash", "ValueError", "x"))
     assert crash.new_config["batch_size"] == config["batch_size"] // 2
     assert "(retry 1)" in crash.intervention.reasons[0]
