@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
+from tuner.contract import SMART_CONFIG_FILE
 
 __all__ = [
     "ExperimentNotFoundError",
@@ -293,7 +294,7 @@ def analyze(experiment_dir: str | Path, cfg: Any | None = None, diagnose: bool =
     if diagnose and cfg is None:
         from tuner.config import load_config
 
-        saved = exp / "smart_tuner_config.yaml"
+        saved = exp / SMART_CONFIG_FILE
         cfg = load_config(saved if saved.is_file() else None)
     trials = [analyze_trial(r, interventions, cfg if diagnose else None) for r in records]
     return Analysis(exp, trials, _recommendations(trials))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuner.contract import INTERVENTIONS_FILE
 from tuner.errors import UserError
 
 __all__ = ["ExperimentNotFoundError", "TrialRecord", "load_trials", "load_interventions", "read_json_lines"]
@@ -82,7 +83,7 @@ def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
     """
     from tuner.supervisor_state import read_state
 
-    path = Path(experiment_dir) / "interventions.jsonl"
+    path = Path(experiment_dir) / INTERVENTIONS_FILE
     if path.is_file():
         return read_json_lines(path)
     try:

@@ -43,7 +43,9 @@ HYPERPARAMETERS: tuple[str, ...] = (
 
 # ---------------------------------------------------------------- experiment folder
 INTERVENTIONS_FILE = "interventions.jsonl"      # one Intervention per line
-STATE_FILE = "smart_tuner_state.json"           # the Supervisor's saved state
+JOURNAL_FILE = "smart_tuner_state.jsonl"        # the Supervisor's state journal (.jsonl: Ray's
+                                                # restore syncs only *.json/*.pkl)
+LEGACY_STATE_FILE = "smart_tuner_state.json"    # the whole-state file of earlier versions (read only)
 SWEEP_FILE = "smart_tuner_sweep.json"           # the sweep settings, for resume
 SMART_CONFIG_FILE = "smart_tuner_config.yaml"   # the smart_tuner overrides in force
 RECOVERY_DB = "recovery.db"                     # the recovery study's default SQLite file
@@ -83,6 +85,6 @@ __all__ = [
     "ATTENTION_SCORE", "CONTRACT_METRICS", "DIAGONALITY", "EARLY_STOP_FRACTION", "GATE_ACCURACY",
     "GENERATION_KEY", "GRAD_NORM", "HYPERPARAMETERS", "INTERVAL_STEPS", "INTERVENTIONS_FILE",
     "OVERFITTING_GAP", "OVERFLOW_STEPS", "RECOVERY_DB", "RESTORED_FROM_NAN", "SKIPPED_STEPS",
-    "SMART_CONFIG_FILE", "STATE_FILE", "SWEEP_FILE", "TRAINING_LOSS", "VALIDATION_LOSS",
+    "SMART_CONFIG_FILE", "JOURNAL_FILE", "LEGACY_STATE_FILE", "SWEEP_FILE", "TRAINING_LOSS", "VALIDATION_LOSS",
     "VALIDATION_STEP", "fmt", "fmt_value", "numeric",
 ]

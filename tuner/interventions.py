@@ -12,13 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-# The hyperparameters an Intervention records (ARCHITECTURE.md contract names, plus the
-# recovery flags and knobs the documented actions touch).
-HYPERPARAMETERS: tuple[str, ...] = (
-    "learning_rate", "batch_size", "dropout", "weight_decay", "grad_clip_thresh",
-    "guided_attention_weight", "gate_loss_weight", "gate_threshold", "gate_pos_weight", "seed",
-    "reset_attention", "lr_restart", "_restart_generation",
-)
+from tuner.contract import HYPERPARAMETERS
 
 
 def hyperparameters(config: Mapping[str, Any] | None, keys: Iterable[str] = HYPERPARAMETERS) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from tuner.analysis_io import read_json_lines
+from tuner.contract import INTERVENTIONS_FILE
 from tuner.tracking import numeric_metrics
 
 __all__ = ["MLflowCallback", "default_tracking_uri", "flatten_config"]
@@ -224,7 +225,7 @@ class MLflowCallback(Callback):
         """Log the interventions of ``<experiment_dir>/interventions.jsonl`` not logged yet."""
         if self.experiment_dir is None:
             return 0
-        path = self.experiment_dir / "interventions.jsonl"
+        path = self.experiment_dir / INTERVENTIONS_FILE
         if not path.is_file():
             return 0
         before = len(self._logged)

@@ -45,10 +45,10 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tuner.config import Adjustment, SmartConfig
+from tuner.contract import GENERATION_KEY, RECOVERY_DB
 from tuner.rules import Problem
 
 FLAGS = ("reset_attention", "lr_restart")
-RESTART_GENERATION = "_restart_generation"
 
 
 def storage_url(cfg: SmartConfig, experiment_dir: str | Path | None) -> str | None:
@@ -57,7 +57,7 @@ def storage_url(cfg: SmartConfig, experiment_dir: str | Path | None) -> str | No
         return cfg.optuna.storage
     if experiment_dir is None:
         return None
-    return f"sqlite:///{Path(experiment_dir).resolve() / 'recovery.db'}"
+    return f"sqlite:///{Path(experiment_dir).resolve() / RECOVERY_DB}"
 
 
 def param_name(kind: str, adjustment: Adjustment) -> str:
@@ -158,7 +158,7 @@ class RecoveryPlanner:
             if value is not None:
                 new[adjustment.param] = value
         if action == "restart":
-            new[RESTART_GENERATION] = int(config.get(RESTART_GENERATION, 0)) + 1
+            new[GENERATION_KEY] = int(config.get(GENERATION_KEY, 0)) + 1
         return new
 
     def report_outcome(self, trial_id: str, value: float) -> None:

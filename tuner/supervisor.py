@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import SmartConfig
+from tuner.contract import GENERATION_KEY, INTERVENTIONS_FILE
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, apply_adjustment, storage_url
@@ -60,8 +61,6 @@ from tuner.trial_errors import NODE_LOST, TRIAL_CRASH, TrialError
 
 logger = logging.getLogger(__name__)
 
-INTERVENTIONS_FILE = "interventions.jsonl"
-GENERATION_KEY = "_restart_generation"
 
 Listener = Callable[[Intervention], None]
 

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import SmartConfig
+from tuner.contract import JOURNAL_FILE, LEGACY_STATE_FILE
 from tuner.policy import TrialMonitor
 
-JOURNAL_FILE = "smart_tuner_state.jsonl"      # .jsonl: Ray's restore syncs only *.json/*.pkl
-LEGACY_STATE_FILE = "smart_tuner_state.json"  # the whole-state file of earlier versions (read only)
 JOURNAL_FORMAT = 1
 STATE_VERSION = 1
 COMPACT_MIN_LINES = 1000

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from tuner.contract import SMART_CONFIG_FILE, SWEEP_FILE
 from tuner.errors import UserError
 from tuner.folders import check_writable, make_folder
 from tuner.search_space import SCHEDULERS, SearchSpace
@@ -42,8 +43,6 @@ __all__ = [
     "restore_tuner",
 ]
 
-SWEEP_FILE = "smart_tuner_sweep.json"
-SMART_CONFIG_FILE = "smart_tuner_config.yaml"
 
 
 class SweepError(UserError):

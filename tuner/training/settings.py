@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.contract import GENERATION_KEY
 from tuner.errors import UserError
 
 __all__ = ["DEFAULTS", "DEFAULT_CORPUS_DIR", "TrainConfigError", "TrainSettings", "INJECT_KEYS",
@@ -62,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     # training utterances BatchNorm's running statistics are re-estimated on before each validation
     # (stale statistics doubled young trials' validation loss, BENCHMARKS.md); 0 = off
     "batchnorm_refresh": 64,
-    "_restart_generation": 0,  # set by the scheduler on "restart": newer generation -> fresh start
+    GENERATION_KEY: 0,  # set by the scheduler on "restart": newer generation -> fresh start
 }
 
 INJECT_KEYS = frozenset(
@@ -146,7 +147,7 @@ _INTS: dict[str, int] = {
     "seed": 0,
     "max_nan_restores": 0,
     "batchnorm_refresh": 0,
-    "_restart_generation": 0,
+    GENERATION_KEY: 0,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "preset": ("tiny", "full"),
@@ -209,7 +210,7 @@ class TrainSettings:
         values["data_dir"] = _data_dir(merged["data_dir"], base)
         cache = merged["cache_dir"]
         values["cache_dir"] = None if cache is None else _resolve(Path(str(cache)), base)
-        values["restart_generation"] = values.pop("_restart_generation")
+        values["restart_generation"] = values.pop(GENERATION_KEY)
         return cls(**values)
 
 
