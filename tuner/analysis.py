@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
-from tuner.contract import SMART_CONFIG_FILE
+from tuner.contract import SMART_CONFIG_FILE, numeric
 
 __all__ = [
     "ExperimentNotFoundError",
@@ -192,8 +192,8 @@ def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]
     """Issues, outcome and curves of one trial."""
     ivs = [iv for iv in interventions if str(iv.get("trial_id")) == record.trial_id]
     last = record.results[-1] if record.results else {}
-    final = {k: float(v) for k, v in last.items() if _num(v) is not None and
-             (k in SUMMARY_METRICS or k in ("validation.step", "training.loss"))}
+    final = {k: v for k, v in numeric(last).items()
+             if k in SUMMARY_METRICS or k in ("validation.step", "training.loss")}
     issues: list[str] = []
     kinds: set[str] = set()
     for i, iv in enumerate(ivs):

@@ -38,8 +38,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from tuner.analysis_io import read_json_lines
-from tuner.contract import INTERVENTIONS_FILE
-from tuner.tracking import numeric_metrics
+from tuner.contract import INTERVENTIONS_FILE, numeric
 
 __all__ = ["MLflowCallback", "default_tracking_uri", "flatten_config"]
 
@@ -187,10 +186,10 @@ class MLflowCallback(Callback):
         run_id = self.run_id(trial)
         step = int(result.get("validation.step", result.get("training_iteration", 0)) or 0)
         ts = int(float(result.get("timestamp") or time.time()) * 1000)
-        metrics = [Metric(k, v, ts, step) for k, v in numeric_metrics(result).items()
+        metrics = [Metric(k, v, ts, step) for k, v in numeric(result).items()
                    if k not in _SKIPPED_METRICS]
         metrics += [Metric(f"config.{k}", v, ts, step)
-                    for k, v in numeric_metrics(trial.config).items()]
+                    for k, v in numeric(trial.config).items()]
         for i in range(0, len(metrics), 500):
             self.client.log_batch(run_id, metrics=metrics[i:i + 500])
 

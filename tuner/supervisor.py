@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import SmartConfig
-from tuner.contract import GENERATION_KEY, INTERVENTIONS_FILE
+from tuner.contract import GENERATION_KEY, INTERVENTIONS_FILE, numeric
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, apply_adjustment, storage_url
@@ -87,12 +87,6 @@ CONTINUE = Action("continue")
 
 def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{float(value):g}"
-
-
-def _numbers(result: Mapping[str, Any]) -> dict[str, float]:
-    """The numeric entries of a result as floats (NaN/Inf kept; bools, strings, dicts dropped)."""
-    return {str(k): float(v) for k, v in result.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class Supervisor:
@@ -190,7 +184,7 @@ class Supervisor:
         state.config = dict(config)
         decision = state.monitor.observe(result, now)
         step = state.monitor.history.step
-        numbers = _numbers(result)
+        numbers = numeric(result)
         state.last_loss = numbers.get(self.cfg.metric_name("validation.loss") or "", math.nan)
         if decision.healthy:
             state.pending = (step, numbers)
@@ -304,7 +298,7 @@ class Supervisor:
             return
         if result:
             name = self.cfg.metric_name("validation.loss") or ""
-            state.last_loss = _numbers(result).get(name, state.last_loss)
+            state.last_loss = numeric(result).get(name, state.last_loss)
         self._tell_outcome(trial_id, state)
         state.finished = True
         self._dirty.add(trial_id)

@@ -8,27 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from tuner.contract import numeric
 from tuner.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel
 
-__all__ = ["TrialBoard", "numeric_metrics"]
-
-
-def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The plain-float metrics of a result dict: ints/floats/numpy scalars, bools excluded.
-
-    NaN and +-Inf are kept (they are the signal); nested dicts and strings are dropped.
-    """
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            out[str(key)] = float(value)
-    return out
+__all__ = ["TrialBoard"]
 
 
 class TrialBoard:
@@ -49,7 +35,7 @@ class TrialBoard:
 
     def log_scalars(self, step: int, metrics: Mapping[str, float]) -> None:
         """Write every numeric metric as a scalar at ``step``; non-numeric values are skipped."""
-        for name, value in numeric_metrics(metrics).items():
+        for name, value in numeric(metrics).items():
             self._writer.add_scalar(name, value, global_step=int(step))
         self._writer.flush()
 
