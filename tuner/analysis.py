@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
-from tuner.contract import SMART_CONFIG_FILE, numeric
+from tuner.contract import SMART_CONFIG_FILE, fmt_value, numeric
 
 __all__ = [
     "ExperimentNotFoundError",
@@ -96,7 +96,7 @@ def _num(value: Any) -> float | None:
 
 def _fmt(value: Any) -> str:
     v = _num(value)
-    return f"{v:.4g}" if v is not None else str(value)
+    return fmt_value(value if v is None else v)
 
 
 def _step_of(result: Mapping[str, Any], index: int) -> float:

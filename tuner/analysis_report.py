@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 from tuner.analysis import SUMMARY_METRICS, Analysis, TrialAnalysis
+from tuner.contract import fmt_value
 
 __all__ = ["summary_rows", "summary_table", "to_markdown", "write_report", "CURVE_METRICS"]
 
@@ -21,20 +20,14 @@ _SHORT = {"validation.loss": "val.loss", "validation.attention_score": "attn",
           "validation.gate_accuracy": "gate.acc", "grad.norm": "grad.norm"}
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
-
-
 def _lr(t: TrialAnalysis) -> str:
     start = t.config.get("learning_rate")
-    text = _fmt(float(start)) if isinstance(start, (int, float)) else "-"
+    text = fmt_value(float(start)) if isinstance(start, (int, float)) else "-"
     changes = [iv.get("new_config", {}).get("learning_rate") for iv in t.interventions
                if iv.get("action") in ("mutate", "restart")]
     changes = [c for c in changes if isinstance(c, (int, float))]
     if changes:
-        text += " -> " + _fmt(float(changes[-1]))
+        text += " -> " + fmt_value(float(changes[-1]))
     return text
 
 
@@ -46,8 +39,8 @@ def summary_rows(analysis: Analysis) -> list[list[str]]:
     for t in analysis.trials:
         actions = [str(iv.get("action")) for iv in t.interventions]
         rows.append([
-            t.trial_id, _lr(t), *(_fmt(t.final[m]) if m in t.final else "-" for m in SUMMARY_METRICS),
-            _fmt(t.final.get("validation.step", "-")),
+            t.trial_id, _lr(t), *(fmt_value(t.final[m]) if m in t.final else "-" for m in SUMMARY_METRICS),
+            fmt_value(t.final.get("validation.step", "-")),
             f"{len(actions)} ({', '.join(actions)})" if actions else "0", t.outcome,
         ])
     return rows

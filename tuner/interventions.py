@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from tuner.contract import HYPERPARAMETERS
+from tuner.contract import HYPERPARAMETERS, fmt_value
 
 
 def hyperparameters(config: Mapping[str, Any] | None, keys: Iterable[str] = HYPERPARAMETERS) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def _resumed_from(step: int | None) -> str:
 
 
 def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    return repr(value) if isinstance(value, str) else fmt_value(value)
 
 
 def append_jsonl(path: str | Path, intervention: Intervention) -> None:
