@@ -60,9 +60,11 @@ def _harm(doc: Mapping[str, Any]) -> list[str]:
 
 
 def section(doc: Mapping[str, Any]) -> str:
+    cmds = doc.get("commands") or [doc.get("command")]
+    cmd = "; ".join(f"`{c}`" for c in cmds) + (" (run as separate processes at the same time, then `--merge`d)" if len(cmds) > 1 else "")
     lines = ["## Real sweep: tiny Tacotron2 trials through real Ray Tune (issue 8 item 5)", "",
-             f"Command: `{doc.get('command')}` (recorded {doc.get('recorded')}, {doc.get('elapsed_s')} s in all; raw: "
-             "`benchmarks/results/real_sweep.json`). "
+             f"Commands: {cmd}; started {doc.get('recorded')}, longest {doc.get('elapsed_s')} s; raw: "
+             "`benchmarks/results/real_sweep.json`. "
              f"{len(doc['configs'])} configs from the seeded stream of `benchmarks/scenarios/real.yaml`, {doc['steps']} training steps "
              f"per trial, a validation every {doc['validation_interval']}, target validation.loss <= {doc['target']}, "
              f"{doc['max_concurrent']} one-thread trials at a time, Ray Tune time budget per scheduler run "

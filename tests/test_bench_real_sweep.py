@@ -67,3 +67,38 @@ def test_smoke_two_short_real_trials(corpus_dir: Path, tmp_path: Path) -> None:
     for i, cfg in enumerate(doc["configs"]):   # the spike acted: the second report trained at 20x the rate
         last = [r for r in fifo if r["index"] == i][-1]
         assert last["learning_rate"] == pytest.approx(20.0 * cfg["learning_rate"], rel=0.05)
+
+
+def _rep(i: int, step: int, loss: float | None, gate: float = 0.6) -> dict:
+    attn = 0.7 if step >= 150 else 0.2   # aligned from step 150 on
+    return {"index": i, "t": step / 10, "lr": 1e-3, "training.step": step, "validation.loss": loss, "grad.norm": 3.0,
+            "validation.attention_score": attn, "validation.gate_accuracy": gate, "learning_rate": 1e-3}
+
+
+def _raw(reports: list, actions: dict | None = None) -> dict:
+    return {"wall_s": 1.0, "load_1min_start": 1.0, "load_1min_end": 1.0, "time_budget_hit": False, "reports": reports,
+            "actions": actions or {}, "errors": {}, "interventions": []}
+
+
+def test_merge_and_metrics_on_hand_built_runs(tmp_path: Path) -> None:
+    """FIFO is the ground truth: config 0 ends usable, config 1 fails (NaN). Smart mutates both and
+    saves config 1; ASHA prunes config 1 at its first rung."""
+    base = {"configs": [{"learning_rate": 1e-3}, {"learning_rate": 2e-2}], "steps": 200, "validation_interval": 50,
+            "target": 9.0, "max_concurrent": 2, "command": "x", "recorded": "now", "variants": {}}
+    fifo = _raw([_rep(0, s, 8.0) for s in (50, 100, 150, 200)] + [_rep(1, s, 9.5 if s < 200 else None) for s in (50, 100, 150, 200)])
+    smart = _raw([_rep(0, s, 8.1) for s in (50, 100, 150, 200)] + [_rep(1, s, 8.5) for s in (50, 100, 100, 150, 200)],
+                 actions={"0": ["mutate"], "1": ["mutate"]})
+    asha = _raw([_rep(0, s, 8.0) for s in (50, 100, 150, 200)] + [_rep(1, s, 9.5) for s in (50, 100)])
+    paths = []
+    for name, run in (("fifo", fifo), ("smart", smart), ("asha", asha)):
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps({**base, "raw": {"spike": {name: run}}}))
+        paths.append(p)
+    out = tmp_path / "merged.json"
+    assert main(["--scenario", str(REAL), "--merge", *map(str, paths), "--out", str(out)]) == 0
+    v = json.loads(out.read_text())["variants"]["spike"]
+    assert v["fifo"]["faulty_usable"]["faulty"] == 1 and v["fifo"]["faulty_usable"]["usable"] == 0
+    assert v["smart"]["faulty_usable"]["usable"] == 1 and v["smart"]["healthy_interventions"] == 1
+    assert v["asha"]["healthy_pruned"] == 0 and v["asha"]["trials"]["1"]["actions"] == ["prune"]
+    assert v["fifo"]["compute_lost_share"] == pytest.approx(0.5) and v["smart"]["compute_lost_share"] == 0.0
+    assert v["smart"]["compute_steps"] == 9 * 50 and v["fifo"]["compute_to_first_usable"] == 3 * 50
