@@ -73,8 +73,10 @@ def test_analysis_issues_outcomes_and_recommendations(experiment: Path) -> None:
     assert any("grad.norm" in i and "no intervention" in i for i in by_id["fifo"].issues)
     assert by_id["train_tts_oom_lr=0.001"].issues == ["crashed: RuntimeError: CUDA out of memory"]
     assert math.isnan(by_id["fifo"].final["validation.loss"])
-    assert by_id["boom"].markers == [(4.0, "mutate")]  # the 4th report triggered it
-    assert by_id["boom"].curves["grad.norm"][0] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert by_id["boom"].markers == [(4.0, "mutate")]  # the report at step 4 triggered it
+    # x = step, every report kept: the exploding one (312.4) and the step back after the rollback
+    assert by_id["boom"].curves["grad.norm"] == ([1.0, 2.0, 3.0, 4.0, 4.0, 5.0, 6.0, 7.0],
+                                                 [4.0, 4.0, 4.0, 312.4, 2.0, 2.0, 2.0, 2.0])
     recs = "\n".join(analysis.recommendations)
     assert "gradient explosion in 2 trial(s)" in recs and "lower learning_rate" in recs
     assert "narrow the search range to <= 0.001" in recs
@@ -160,3 +162,46 @@ def test_outcome_after_a_retried_error(tmp_path: Path, failures: int, retried: i
     assert trial.outcome == outcome
     word = "retried after" if outcome == "finished" else "crashed"
     assert f"{word}: The actor died because its node has died. Node Id: 5f3a" in trial.issues
+
+
+def test_early_warning_listed_apart_and_only_the_acted_explosion_recommends(tmp_path: Path) -> None:
+    """A young trial with a collapsed attention (held back by the guards: 40 s < 600 s) and an
+    explosion at validation 4 that was acted on (the exploding report kept in result.json)."""
+    exp = tmp_path / "sweep"
+    rows = [dict(_result("young", s, loss=2.0 / s, grad=3.0, t=T0 + s, attention=0.02),
+                 **{"time_total_s": 10.0 * s, "training.step": 25 * s}) for s in range(1, 4)]
+    rows.append(dict(_result("young", 4, loss=2.5, grad=5.0e4, t=T0 + 4, attention=0.02),
+                     **{"time_total_s": 40.0, "training.step": 100}))
+    rows += [dict(_result("young", s, loss=1.0 / s, grad=3.0, t=T0 + 10 + s, attention=0.02),
+                  **{"time_total_s": 40.0 + s, "training.step": 25 * s}) for s in (4, 5)]
+    _trial(exp, "young", 8e-3, rows)
+    explosion = {"kind": "gradient_explosion", "severity": "critical", "metric": "grad.norm",
+                 "value": 5.0e4, "threshold": 200.0, "step": 4,
+                 "message": "grad.norm 5e+04 > 200.0 (critical) at validation 4"}
+    held = {"kind": "attention_collapse", "severity": "critical", "step": 4,
+            "message": "validation.attention_score 0.02 < 0.05 (critical) at validation 4"}
+    append_jsonl(exp / "interventions.jsonl", Intervention.create(
+        "young", 4, T0 + 4.5, "mutate", problems=[explosion], held_back=[held],
+        old_config={"learning_rate": 8e-3}, new_config={"learning_rate": 3e-3}, rolled_back_to=3))
+
+    analysis = analyze(exp)
+    (trial,) = analysis.trials
+    assert trial.problem_kinds == {"gradient_explosion"}
+    assert len(trial.issues) == 1 and trial.issues[0].startswith("grad.norm 5e+04 > 200.0")
+    assert any("attention" in e and "not acted on" in e for e in trial.early)
+    recs = "\n".join(analysis.recommendations)
+    assert "gradient explosion in 1 trial(s)" in recs
+    assert "attention" not in recs and "texts match their audio" not in recs
+    steps, grads = trial.curves["grad.norm"]
+    assert steps == [25.0, 50.0, 75.0, 100.0, 100.0, 125.0] and max(grads) == 5.0e4
+    assert trial.markers == [(100.0, "mutate")]
+
+    from tuner.analysis_report import to_markdown, write_html, write_report
+
+    write_report(analysis)
+    text = to_markdown(analysis)
+    early = text.index("## Early, not acted on")
+    assert "attention_score 0.02" in text[early:text.index("## Recommendations")]
+    html = write_html(analysis).read_text()
+    assert html.count("data:image/png;base64,") == len(analysis.images) >= 1
+    assert "Early, not acted on" in html and "src=\"curves_" not in html

@@ -15,6 +15,10 @@ curve PNGs (``curves_<metric>.png``) into the experiment folder (see tuner/analy
 Problems that never triggered an intervention (e.g. under FIFO) are found by running
 ``tuner.rules.diagnose`` over each trial's history, result by result. A rollback makes
 ``validation.step`` go back; the history is split there so each segment is diagnosed on its own.
+Findings the policy would not have acted on (warnings, and problems inside the guards
+``min_training_time``/``min_validation_steps`` other than non-finite values and critical
+grad.norm), and those recorded as ``held_back`` with an intervention, are listed separately as
+"early, not acted on" and produce no recommendation. Curves use the training step as x axis.
 
 NaN policy: NaN/Inf metrics are kept as they are; a trial whose last ``validation.loss`` is not
 finite has outcome "diverged"; non-finite values never count as improvements.
@@ -73,8 +77,9 @@ class TrialAnalysis:
     issues: list[str]
     problem_kinds: set[str] = field(default_factory=set)
     outcome: str = "finished"
-    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # x = report #
-    markers: list[tuple[float, str]] = field(default_factory=list)  # (report #, action)
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # x = step
+    markers: list[tuple[float, str]] = field(default_factory=list)  # (training step, action)
+    early: list[str] = field(default_factory=list)  # findings not acted on: no recommendation
 
 
 @dataclass
@@ -141,6 +146,49 @@ def diagnose_history(results: Sequence[Mapping[str, Any]], cfg: Any) -> list[Any
     return list(seen.values())
 
 
+def _training_step(result: Mapping[str, Any], index: int) -> float:
+    v = _num(result.get("training.step"))
+    return v if v is not None else _step_of(result, index)
+
+
+def _held_back(problem: Any, result: Mapping[str, Any], cfg: Any) -> bool:
+    """True when the policy would not act on ``problem`` at ``result``: a warning, or inside the
+    guards (``min_training_time`` by Ray's ``time_total_s``, ``min_validation_steps``) and not
+    unambiguous (non-finite values and critical grad.norm are never held back)."""
+    from tuner.policy import _unambiguous
+
+    if problem.severity == "warning":
+        return True
+    rec = cfg.training_recovery
+    elapsed = _num(result.get("time_total_s"))
+    young = (elapsed is not None and elapsed < rec.min_training_time) or \
+        _step_of(result, 0) < rec.min_validation_steps
+    return young and not _unambiguous(problem)
+
+
+def diagnose_trial(results: Sequence[Mapping[str, Any]], cfg: Any) -> list[tuple[Any, bool]]:
+    """``diagnose_history`` with, for each finding, whether the guards held it back.
+
+    First occurrence of each (kind, severity, held back): an attention collapse held back early
+    and the same collapse after the guards are two findings.
+    """
+    from tuner.history import MissingMetricError
+    from tuner.rules import diagnose
+
+    seen: dict[tuple[str, str, bool], Any] = {}
+    for segment in split_segments(results):
+        rows = [{k: v for k, v in r.items() if _num(v) is not None} for r in segment]
+        for i in range(len(rows)):
+            try:
+                problems = diagnose(rows[: i + 1], cfg)
+            except MissingMetricError:
+                continue
+            for p in problems:
+                held = _held_back(p, segment[i], cfg)
+                seen.setdefault((p.kind, p.severity, held), (p, held))
+    return list(seen.values())
+
+
 def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     parts = []
     for key in sorted(set(old) | set(new)):
@@ -196,36 +244,51 @@ def analyze_trial(record: TrialRecord, interventions: Sequence[Mapping[str, Any]
              if k in SUMMARY_METRICS or k in ("validation.step", "training.loss")}
     issues: list[str] = []
     kinds: set[str] = set()
+    early: list[str] = []
     for i, iv in enumerate(ivs):
         later = _after(record.results, _num(iv.get("time")))
         issues.append(_intervention_issue(iv, later, is_last=i == len(ivs) - 1))
         kinds.update(str(p.get("kind")) for p in iv.get("problems") or [] if p.get("kind"))
+        early += [f"{p.get('message', p.get('kind'))} (seen with the {iv.get('action')}, not acted on)"
+                  for p in iv.get("held_back") or []]
+    acted_kinds = set(kinds)
     if cfg is not None and record.results:
-        for p in diagnose_history(record.results, cfg):
-            kinds.add(p.kind)
-            acted = any(p.kind == str(q.get("kind")) for iv in ivs for q in iv.get("problems") or [])
-            acted = acted or any(_num(iv.get("step")) == _num(p.step) for iv in ivs)
-            if p.severity != "warning" and not acted:
+        for p, held in diagnose_trial(record.results, cfg):
+            if p.kind in acted_kinds and not held:
+                continue
+            if held:
+                early.append(f"{p.message} (early, not acted on)")
+            else:
+                kinds.add(p.kind)
                 issues.append(f"{p.message} (no intervention)")
     if record.error:
         first = record.error.splitlines()[-1] if record.error.splitlines() else record.error
         issues.append(f"{'retried after' if _survived(record, ivs) else 'crashed'}: {first[:200]}")
     outcome = _outcome(record, ivs, final)
-    # Curves against the report number (1, 2, ... in arrival order): monotonic even when a
-    # rollback or restart sends validation.step back, so wasted work stays visible.
+    # Curves against the training step, every report in arrival order (the one that triggered a
+    # rollback included): a rollback or restart shows as the line stepping back.
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for metric in SUMMARY_METRICS:
-        pts = [(float(i + 1), float(r[metric])) for i, r in enumerate(record.results)
+        pts = [(_training_step(r, i), float(r[metric])) for i, r in enumerate(record.results)
                if _num(r.get(metric)) is not None]
         if pts:
             curves[metric] = ([p[0] for p in pts], [p[1] for p in pts])
-    markers = [(float(max(1, len(record.results) - len(_after(record.results, _num(iv.get("time")))))),
-                str(iv.get("action"))) for iv in ivs]  # at the report that triggered it
+    markers = [(_trigger_step(record.results, iv), str(iv.get("action"))) for iv in ivs]
     # Ray rewrites params.json when the scheduler replaces a config: the trial's initial
     # hyperparameters are the first intervention's old ones.
     config = {**record.config, **(ivs[0].get("old_config") or {})} if ivs else dict(record.config)
     return TrialAnalysis(record.trial_id, config, final, len(record.results), list(ivs),
-                         issues, kinds, outcome, curves, markers)
+                         issues, kinds, outcome, curves, markers, list(dict.fromkeys(early)))
+
+
+def _trigger_step(results: Sequence[Mapping[str, Any]], iv: Mapping[str, Any]) -> float:
+    """The training step of the report that triggered ``iv``: the last report before it with its
+    validation step (reports are written before the intervention)."""
+    before = results[: max(0, len(results) - len(_after(results, _num(iv.get("time")))))]
+    for i in range(len(before) - 1, -1, -1):
+        if _num(before[i].get("validation.step")) == _num(iv.get("step")):
+            return _training_step(before[i], i)
+    return _training_step(before[-1], len(before) - 1) if before else float(iv.get("step") or 0)
 
 
 def _outcome(record: TrialRecord, ivs: Sequence[Mapping[str, Any]],

@@ -31,20 +31,28 @@ class Intervention:
     old_config: dict[str, Any] = field(default_factory=dict)   # hyperparameters only
     new_config: dict[str, Any] = field(default_factory=dict)
     rolled_back_to: int | None = None           # validation.step of the checkpoint, None = from scratch / none
+    held_back: tuple[dict[str, Any], ...] = ()  # problems seen with it but not acted on (guards, warnings)
 
     @classmethod
     def create(cls, trial_id: str, step: int, time: float, action: str, problems: Iterable[Any] = (),
                reasons: Iterable[str] = (), old_config: Mapping[str, Any] | None = None,
-               new_config: Mapping[str, Any] | None = None, rolled_back_to: int | None = None) -> Intervention:
-        """Build from Problem objects (or dicts) and whole trial configs (filtered to hyperparameters)."""
-        probs = tuple(p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in problems)
-        return cls(str(trial_id), int(step), float(time), action, probs, tuple(reasons),
+               new_config: Mapping[str, Any] | None = None, rolled_back_to: int | None = None,
+               held_back: Iterable[Any] = ()) -> Intervention:
+        """Build from Problem objects (or dicts) and whole trial configs (filtered to hyperparameters).
+
+        ``problems``: what the action answers; ``held_back``: problems seen at the same report
+        that were not acted on (warnings, or held back by the guards)."""
+        def as_dicts(items: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+            return tuple(p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in items)
+
+        return cls(str(trial_id), int(step), float(time), action, as_dicts(problems), tuple(reasons),
                    hyperparameters(old_config), hyperparameters(new_config),
-                   None if rolled_back_to is None else int(rolled_back_to))
+                   None if rolled_back_to is None else int(rolled_back_to), as_dicts(held_back))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["problems"], d["reasons"] = [dict(p) for p in self.problems], list(self.reasons)
+        d["held_back"] = [dict(p) for p in self.held_back]
         return d
 
     def to_json(self) -> str:
@@ -55,7 +63,8 @@ class Intervention:
         return cls(trial_id=str(d["trial_id"]), step=int(d["step"]), time=float(d["time"]),
                    action=str(d["action"]), problems=tuple(dict(p) for p in d.get("problems", ())),
                    reasons=tuple(d.get("reasons", ())), old_config=dict(d.get("old_config") or {}),
-                   new_config=dict(d.get("new_config") or {}), rolled_back_to=d.get("rolled_back_to"))
+                   new_config=dict(d.get("new_config") or {}), rolled_back_to=d.get("rolled_back_to"),
+                   held_back=tuple(dict(p) for p in d.get("held_back") or ()))
 
     def changes(self) -> dict[str, tuple[Any, Any]]:
         """Hyperparameters whose value changed: name -> (old, new)."""

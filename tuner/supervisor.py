@@ -221,9 +221,11 @@ class Supervisor:
         state.monitor.rolled_back(now, kind)
         state.pending = None
         state.outcome_due = self.outcome_reports
-        record = Intervention.create(trial_id, step, now, kind, decision.problems, decision.reasons,
+        acted = [p for p in decision.acting if p.severity != "warning"] or list(decision.acting)
+        record = Intervention.create(trial_id, step, now, kind, acted, decision.reasons,
                                      state.config, new_config,
-                                     None if healthy is None else healthy.step)
+                                     None if healthy is None else healthy.step,
+                                     [p for p in decision.problems if p not in acted])
         state.config = new_config
         self._record(record)
         return Action(kind, new_config, None if healthy is None else healthy.checkpoint,
