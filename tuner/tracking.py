@@ -22,14 +22,16 @@ class TrialBoard:
 
     Scalars are written under their metric names (``grad.norm``, ``validation.loss``...).
     ``log_validation`` writes three images per validation: ``validation/alignment``,
-    ``validation/mel`` (target above prediction) and ``validation/gate``.
+    ``validation/mel`` (target above prediction) and ``validation/gate``; with ``image_dir`` also
+    as ``step_<N>_{alignment,mel,gate}.png`` files there (the MLflow callback logs them).
     NaN policy: non-finite scalars are written as they are (TensorBoard shows them as gaps/NaN).
     """
 
-    def __init__(self, log_dir: str | Path) -> None:
+    def __init__(self, log_dir: str | Path, image_dir: str | Path | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir = Path(log_dir)
+        self.image_dir = None if image_dir is None else Path(image_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(log_dir=str(self.log_dir))
 
@@ -64,6 +66,12 @@ class TrialBoard:
         self._writer.add_image("validation/mel", mel_img, step, dataformats="HWC")
         self._writer.add_image("validation/gate", gate_img, step, dataformats="HWC")
         self._writer.flush()
+        if self.image_dir is not None:  # PNG copies for MLflow (tuner/mlflow_callback.py)
+            import matplotlib.image
+
+            self.image_dir.mkdir(parents=True, exist_ok=True)
+            for kind, img in (("alignment", align_img), ("mel", mel_img), ("gate", gate_img)):
+                matplotlib.image.imsave(self.image_dir / f"step_{step:06d}_{kind}.png", img)
 
     def close(self) -> None:
         """Flush and close the event file."""

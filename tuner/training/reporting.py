@@ -2,7 +2,8 @@
 
 TensorBoard files go to ``<trial dir>/tensorboard`` (``tuner.tracking.TrialBoard``): every
 reported metric as a scalar at the training step, and at each validation the alignment, target
-vs predicted mel and gate images of one validation utterance.
+vs predicted mel and gate images of one validation utterance (also as PNG files in
+``<trial dir>/validation_images``, which the MLflow callback logs to the trial's run).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tuner.training.session import TrialSession, scratch_dir
 __all__ = ["Reporter", "TENSORBOARD_SUBDIR"]
 
 TENSORBOARD_SUBDIR = "tensorboard"
+IMAGES_SUBDIR = "validation_images"  # PNG copies of the validation images, logged to MLflow
 
 
 class Reporter:
@@ -37,7 +39,8 @@ class Reporter:
         if self._board is None:
             from tuner.tracking import TrialBoard
 
-            self._board = TrialBoard(self.session.trial_dir() / TENSORBOARD_SUBDIR)
+            trial_dir = self.session.trial_dir()
+            self._board = TrialBoard(trial_dir / TENSORBOARD_SUBDIR, trial_dir / IMAGES_SUBDIR)
         return self._board
 
     def report(
