@@ -23,7 +23,9 @@ metrics it was reported with, so the caller can tell which result it belongs to.
 ``CheckpointConfig(num_to_keep=K)`` deletes all but the K most recent checkpoints (always keeping
 the latest). The last *healthy* checkpoint may be older than that: :func:`protect_checkpoint`
 takes it out of the manager's deletion list, and :func:`release_checkpoint` deletes it once a
-newer healthy one protects the trial. With ``num_to_keep=None`` nothing is ever deleted.
+newer healthy one protects the trial; :func:`unprotect_checkpoint` hands it back to Ray's rule
+when the trial ends (kept only if it ranks among the ``num_to_keep`` best by
+``checkpoint_score_attribute``). With ``num_to_keep=None`` nothing is ever deleted.
 
 Resuming promptly: after the pause, the scheduler's ``choose_trial_to_run`` returns the trial and
 Ray stages it, i.e. asks its actor manager for a new actor
@@ -73,6 +75,7 @@ __all__ = [
     "protect_checkpoint",
     "release_checkpoint",
     "trial_error",
+    "unprotect_checkpoint",
     "will_retry",
 ]
 
@@ -241,5 +244,43 @@ def release_checkpoint(trial: Trial, checkpoint: Checkpoint | str | Path) -> boo
         ckpt.filesystem.delete_dir(ckpt.path)
     except (FileNotFoundError, OSError) as err:  # already gone: nothing to free
         logger.debug("could not delete released checkpoint %s: %s", path, err)
+        return False
+    return True
+
+
+def unprotect_checkpoint(trial: Trial, checkpoint: Checkpoint | str | Path,
+                         metrics: Mapping[str, Any]) -> bool:
+    """Give a protected checkpoint back to ``CheckpointConfig`` retention; True if deleted.
+
+    For a checkpoint that is no rollback target any more (a newer healthy one replaced it, or the
+    trial ended): with ``checkpoint_score_attribute`` set it joins Ray's ranked list (``metrics`` are the ones reported with it) when it is among the ``num_to_keep``
+    best, and is deleted otherwise; without one it is deleted (:func:`release_checkpoint`). Never
+    the latest one, nothing when ``num_to_keep`` is None.
+    """
+    from ray.train._internal.checkpoint_manager import _insert_into_sorted_list
+
+    keep = num_to_keep(trial)
+    if keep is None:
+        return False
+    manager = trial.run_metadata.checkpoint_manager
+    if manager.checkpoint_config.checkpoint_score_attribute is None:
+        return release_checkpoint(trial, checkpoint)  # "the K most recent": an old one goes
+    path = checkpoint_path(checkpoint)
+    latest = latest_checkpoint(trial)
+    if any(checkpoint_path(r.checkpoint) == path for r in manager._checkpoint_results) or \
+            (latest is not None and checkpoint_path(latest[0]) == path):
+        return False
+    result = _TrainingResult(checkpoint=as_checkpoint(checkpoint), metrics=dict(metrics))
+    score = manager._get_checkpoint_score
+    better = [r for r in manager._checkpoint_results if score(r) > score(result)]
+    if len(better) < keep:
+        _insert_into_sorted_list(manager._checkpoint_results, result, key=score)
+        trial.run_metadata.invalidate_cache()
+        return False
+    ckpt = result.checkpoint
+    try:
+        ckpt.filesystem.delete_dir(ckpt.path)
+    except (FileNotFoundError, OSError) as err:
+        logger.debug("could not delete unprotected checkpoint %s: %s", path, err)
         return False
     return True

@@ -37,7 +37,9 @@ A restored trial whose config predates the last intervention (Ray's own snapshot
 given the intervened config and healthy checkpoint again.
 
 Checkpoints: with ``CheckpointConfig(num_to_keep=K)`` the last healthy checkpoint is protected
-from deletion and freed when a newer healthy one replaces it; ``num_to_keep=None`` keeps all.
+from deletion; when a newer healthy one replaces it, or the trial completes, it is handed back to
+Ray's rule (kept only if among the K best by ``checkpoint_score_attribute``, so the best
+checkpoint survives); ``num_to_keep=None`` keeps all.
 Trial errors (``FailureConfig(max_failures=N)``, N >= 1, lets Ray retry): classified by
 tuner/trial_errors.py. A lost node (died, preempted, actor unavailable) resumes the trial
 unchanged from its latest checkpoint and does not count against N or
@@ -202,8 +204,12 @@ class SmartScheduler(TrialScheduler):
             self._mutate(tune_controller, trial, action)
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
-        self._ensure_supervisor(trial).on_complete(trial.trial_id, result)
+        sup = self._ensure_supervisor(trial)
+        sup.on_complete(trial.trial_id, result)
         self._resume_first.discard(trial.trial_id)
+        healthy = sup.healthy_checkpoint(trial.trial_id)  # no rollback ahead: Ray's rule decides
+        if healthy is not None and _ray_compat.num_to_keep(trial) is not None:
+            _ray_compat.unprotect_checkpoint(trial, healthy.checkpoint, healthy.metrics)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         self._ensure_supervisor(trial).on_complete(trial.trial_id, None)
@@ -249,8 +255,8 @@ class SmartScheduler(TrialScheduler):
             return
         _ray_compat.protect_checkpoint(trial, latest[0])
         if before is not None and _ray_compat.checkpoint_path(before.checkpoint) != \
-                _ray_compat.checkpoint_path(latest[0]):
-            _ray_compat.release_checkpoint(trial, before.checkpoint)
+                _ray_compat.checkpoint_path(latest[0]):   # kept only if among the best
+            _ray_compat.unprotect_checkpoint(trial, before.checkpoint, before.metrics)
 
     def _mutate(self, tune_controller: Any, trial: Trial, action: Action) -> None:
         _ray_compat.mutate_trial(tune_controller, trial, action.new_config, action.checkpoint,
