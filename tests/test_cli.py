@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -127,7 +128,8 @@ def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Pat
     space = _write(tmp_path, "space.yaml", E2E_SPACE.format(corpus=corpus_dir,
                                                             cache=tmp_path / "cache"))
     storage = tmp_path / "runs"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     try:
         assert main(["tune", "--search-space", space, "--storage", str(storage),
                      "--name", "e2e"]) == 0
@@ -138,17 +140,37 @@ def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Pat
         ray.shutdown()
     exp = storage / "e2e"
     for needle in ("trial", "learning_rate", "outcome", f"report:      {exp / 'report.md'}",
-                   "mlflow ui --backend-store-uri sqlite:///", f"tensorboard --logdir {exp}"):
+                   "mlflow ui --backend-store-uri sqlite:///", f"tensorboard --logdir {exp}",
+                   "  trial     status", "best trial:  ", f"checkpoint:  {exp}/train_tts_"):
         assert needle in out
+    # quiet: Smart Tuner's table and lines, not Ray's per-checkpoint/per-session chatter
+    for chatter in ("Checkpoint successfully created", "Configuration for experiment",
+                    "To visualize your results with TensorBoard", "\x1b[0m", "is already reported"):
+        assert chatter not in out
+    assert len(out.splitlines()) < 80, out
     assert "outcome" in resumed_out
     assert (exp / "report.md").is_file() and (exp / "curves_grad_norm.png").is_file()
-    assert list(exp.glob("*/events.out.tfevents.*")) or list(exp.glob("*/*/events.out.tfevents.*"))
+    trials = sorted(exp.glob("train_tts_*"))
+    assert len(trials) == 2
+    # TensorBoard once: the only folders with event files are the trials' own, with the markers
+    assert {p.parent for p in exp.rglob("events.out.tfevents.*")} == \
+        {t / "tensorboard" for t in trials}
+    assert list(exp.glob("train_tts_*/tensorboard/*.interventions"))
+    for trial in trials:
+        # every report is kept, the exploding one that triggered the rollback included
+        grads = [r["grad.norm"] for r in map(json.loads, (trial / "result.json").open())]
+        assert max(grads) > 200.0, grads
+        # bounded disk: at most the latest, the last healthy and the best checkpoint
+        assert 1 <= len(list(trial.glob("checkpoint_*"))) <= 3
 
     interventions = (exp / "interventions.jsonl").read_text().splitlines()
     assert interventions, "every trial explodes above lr 6e-4, so SmartScheduler must act"
     client = MlflowClient(tracking_uri=f"sqlite:///{exp / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
-    assert len(runs) == 2
+    parent = [r for r in runs if r.data.tags.get("smart_tuner.role") == "sweep"]
+    runs = [r for r in runs if r not in parent]
+    assert len(parent) == 1 and len(runs) == 2
+    assert all(r.data.tags["mlflow.parentRunId"] == parent[0].info.run_id for r in runs)
     assert all("validation.loss" in r.data.metrics and "grad.norm" in r.data.metrics for r in runs)
     assert sum(int(r.data.tags.get("smart_tuner.interventions", 0)) for r in runs) == \
         len(interventions)

@@ -2,9 +2,10 @@
 
     smart-tuner tune --search-space FILE [--config FILE] [--num-samples N] [--gpus-per-trial F]
                      [--storage DIR] [--name NAME] [--scheduler smart|fifo|asha|pbt]
-                     [--max-concurrent N]
-    smart-tuner resume NAME [--storage DIR]     # continue a sweep after the driver died
-    smart-tuner analyze NAME [--storage DIR]    # failure analysis report of a sweep
+                     [--max-concurrent N] [--keep-checkpoints N|all] [-v]
+    smart-tuner resume NAME [--storage DIR] [-v]         # continue a sweep after the driver died
+    smart-tuner analyze NAME|PATH [--storage DIR] [--html]  # failure analysis report of a sweep
+    smart-tuner --version
     smart-tuner corpus DIR [--n N] [--seed S]   # build the built-in speech corpus (LJSpeech layout)
 
 User mistakes (missing or bad file, bad option value, a name already taken) print one line
@@ -62,39 +63,83 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _keep(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    return _positive_int(text)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("smart-tuner")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        ours = "unknown (not installed)"
+    parts = [f"{PROG} {ours}"]
+    for package in ("ray", "torch", "optuna", "mlflow"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"{package} not installed")
+    return ", ".join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands tune, resume, analyze, corpus)."""
     parser = _Parser(prog=PROG, description="Ray Tune sweeps of Tacotron2 that detect and "
                                             "recover failing trials.")
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the versions of smart-tuner, Ray, torch, Optuna and MLflow")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     storage_help = "experiment storage folder or URI (default ./runs)"
+    verbose_help = ("also print Ray's own output (its status tables, trial configs, "
+                    "checkpoint lines and worker logs)")
 
-    tune = sub.add_parser("tune", help="run a sweep")
+    tune = sub.add_parser("tune", help="run a sweep",
+                          description="Run a sweep; values on the command line override the "
+                                      "search-space file.")
     tune.add_argument("--search-space", required=True, metavar="FILE",
                       help="search-space YAML (see search_spaces/quickstart.yaml)")
     tune.add_argument("--config", metavar="FILE",
                       help="smart-tuner config YAML merged over the defaults (tuner/config.yaml)")
-    tune.add_argument("--num-samples", type=_positive_int, metavar="N")
-    tune.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F")
+    tune.add_argument("--num-samples", type=_positive_int, metavar="N",
+                      help="number of trials (default: num_samples of the search space)")
+    tune.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F",
+                      help="GPUs per trial, fractions allowed (default: resources.gpu of the "
+                           "search space)")
     tune.add_argument("--storage", metavar="DIR", help=storage_help)
     tune.add_argument("--name", metavar="NAME",
                       help="experiment name (default <search space>-<date-time>)")
-    tune.add_argument("--scheduler", choices=SCHEDULERS)
-    tune.add_argument("--max-concurrent", type=_positive_int, metavar="N")
+    tune.add_argument("--scheduler", choices=SCHEDULERS,
+                      help="smart: detect and repair failing trials; fifo, asha, pbt: Ray's own, "
+                           "for comparison (default: scheduler of the search space)")
+    tune.add_argument("--max-concurrent", type=_positive_int, metavar="N",
+                      help="trials running at a time (default: max_concurrent of the search "
+                           "space)")
+    tune.add_argument("--keep-checkpoints", type=_keep, default=1, metavar="N|all",
+                      help="per trial keep the N best checkpoints by the sweep's metric, plus the "
+                           "latest and the last healthy one (default 1); 'all' keeps every one")
+    tune.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
 
     resume = sub.add_parser("resume", help="continue a sweep after the driver died")
-    resume.add_argument("name", metavar="NAME")
+    resume.add_argument("name", metavar="NAME", help="experiment name (a folder in --storage)")
     resume.add_argument("--storage", metavar="DIR", help=storage_help)
+    resume.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
 
     analyze = sub.add_parser("analyze", help="failure analysis report of a sweep")
-    analyze.add_argument("name", metavar="NAME")
+    analyze.add_argument("name", metavar="NAME|PATH",
+                         help="experiment name in --storage, or the path of an experiment folder")
     analyze.add_argument("--storage", metavar="DIR", help=storage_help)
+    analyze.add_argument("--html", action="store_true",
+                         help="also write a self-contained report.html (images inline)")
 
     corpus = sub.add_parser("corpus", help="build the built-in speech corpus (LJSpeech layout)")
-    corpus.add_argument("dir", metavar="DIR")
+    corpus.add_argument("dir", metavar="DIR", help="folder to build it in")
     corpus.add_argument("--n", type=_positive_int, default=600, metavar="N",
                         help="number of utterances (default 600)")
-    corpus.add_argument("--seed", type=int, default=0, metavar="S")
+    corpus.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="random seed of the sentence choice (default 0)")
     corpus.add_argument("--no-features", action="store_true",
                         help="skip computing the mel feature cache")
     return parser

@@ -53,18 +53,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         cpus_per_trial=space.cpus_per_trial,
         gpus_per_trial=space.gpus_per_trial if args.gpus_per_trial is None else args.gpus_per_trial,
         scheduler=args.scheduler or space.scheduler, metric=space.metric, mode=space.mode,
-        tracking_uri=_tracking_uri(storage, experiment_dir))
+        tracking_uri=_tracking_uri(storage, experiment_dir), keep_checkpoints=args.keep_checkpoints)
     check_sweep(space, settings, cfg)
     fixed = ensure_dataset(space)
     param_space = dict(space.param_space(), data_dir=fixed["data_dir"])
     with _new_experiment(experiment_dir, local="://" not in storage):
-        tuner = build_tuner(space, settings, cfg, param_space)
+        tuner = build_tuner(space, settings, cfg, param_space, verbose=args.verbose)
         if "://" not in storage:
             settings.save()
             (experiment_dir / SMART_CONFIG_FILE).write_text(
                 yaml.safe_dump(overrides, sort_keys=False))
     print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
           f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
+    start_ray(args.verbose, experiment_dir)
     return _finish(settings, _fit(tuner, settings).experiment_path, cfg)
 
 
@@ -98,20 +99,69 @@ def cmd_resume(args: argparse.Namespace) -> int:
         settings = SweepSettings(**{**settings.__dict__, "storage": storage})
     check_resumed_dataset(experiment_dir)   # a damaged feature cache: one line, before Ray
     print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
+    start_ray(args.verbose, experiment_dir)
     return _finish(settings, _fit(restore_tuner(settings), settings).experiment_path)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """``smart-tuner analyze NAME``: write report.md + curves and print the report."""
-    from tuner.analysis import analyze
-    from tuner.analysis_report import to_markdown, write_report
+    """``smart-tuner analyze NAME|PATH``: write report.md + curves (+ report.html) and print it.
 
-    experiment_dir = Path(resolve_storage(args.storage)) / args.name
+    NAME is looked up in --storage; a path (one with a '/', or an existing folder when --storage is
+    not given) is used as the experiment folder itself.
+    """
+    from tuner.analysis import analyze
+    from tuner.analysis_report import to_markdown, write_html, write_report
+
+    experiment_dir = experiment_folder(args.name, args.storage)
     analysis = analyze(experiment_dir)
     path = write_report(analysis)
     print(to_markdown(analysis))
     print(f"report: {path}")
+    if args.html:
+        print(f"html:   {write_html(analysis)}")
     return 0
+
+
+def experiment_folder(name: str, storage: str | None) -> Path:
+    """``analyze``'s NAME|PATH: a name in --storage (default ./runs), else a path as given."""
+    in_storage = Path(resolve_storage(storage)) / name
+    if storage is not None or in_storage.is_dir():
+        return in_storage
+    return Path(name).expanduser().resolve()
+
+
+def start_ray(verbose: bool, experiment_dir: Path) -> None:
+    """Start (or join, with RAY_ADDRESS) Ray before the sweep; without -v quietly.
+
+    Quiet: Ray logs errors only and does not forward the trials' own output (it stays in Ray's
+    log folder); Optuna and MLflow log warnings only; Optuna's "step already reported" warning,
+    which every rollback triggers (the searcher sees a validation step again), is dropped.
+    Smart Tuner's own log (interventions with every problem seen) goes to
+    ``<experiment>/smart_tuner.log``.
+    """
+    import logging
+    import warnings
+
+    import ray
+
+    log = logging.getLogger("tuner")
+    if "://" not in str(experiment_dir):
+        handler = logging.FileHandler(experiment_dir / "smart_tuner.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    if not verbose:
+        import optuna
+
+        # Ray's console output: the new engine prints an experiment header and its own TensorBoard
+        # hint even at verbose=0; the classic one prints nothing at verbose=0
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=r".*`step=\d+` is already reported")
+    if not ray.is_initialized():
+        ray.init(logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose)
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
@@ -159,15 +209,30 @@ def _finish(settings: SweepSettings, experiment_path: str, cfg: Any | None = Non
     return exit_status(ends, settings.num_samples)
 
 
+def best_checkpoints(experiment_dir: Path, metric: str, mode: str) -> dict[str, str]:
+    """Trial id -> path of its best kept checkpoint by ``metric`` (Ray's experiment state)."""
+    try:
+        from ray.tune import ExperimentAnalysis
+
+        ea = ExperimentAnalysis(str(experiment_dir), default_metric=metric, default_mode=mode)
+        found = {str(t.trial_id): ea.get_best_checkpoint(t) for t in ea.trials}
+    except Exception:  # no experiment state (a dead driver before the first save): no paths
+        return {}
+    return {t: str(c.path) for t, c in found.items() if c is not None}
+
+
 def print_summary(settings: SweepSettings, cfg: Any | None = None,
                   interrupted: Collection[str] = ()) -> Any:
-    """Summary table, report location, and the MLflow / TensorBoard commands; the Analysis.
+    """The hint block after a sweep: the summary ranked by the sweep's metric (best trial marked,
+    with its best checkpoint), the interventions, then report, MLflow and TensorBoard commands;
+    returns the Analysis. The same summary, report and best checkpoint go to the sweep's MLflow
+    parent run.
 
     ``cfg``: the SmartConfig the sweep ran with (default: the one saved in the experiment folder).
     ``interrupted``: ids of the trials an interruption left unfinished (outcome "interrupted").
     """
     from tuner.analysis import analyze
-    from tuner.analysis_report import summary_table, write_report
+    from tuner.analysis_report import ranked, summary_table, write_report
 
     experiment_dir = settings.experiment_dir
     analysis = analyze(experiment_dir, cfg)
@@ -175,16 +240,50 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None,
         if trial.trial_id in interrupted:
             trial.outcome = "interrupted"
     report = write_report(analysis)
+    order = ranked(analysis, settings.metric, settings.mode)
+    checkpoints = best_checkpoints(experiment_dir, settings.metric, settings.mode)
+    best = order[0] if order and settings.metric in order[0].final else None
     print()
-    print(summary_table(analysis))
-    print()
-    issues = [(t.trial_id, i) for t in analysis.trials for i in t.issues]
+    print(f"Summary, ranked by the final {settings.metric} ({settings.mode}); * = best trial")
+    print(summary_table(analysis, settings.metric, settings.mode))
+    issues = [(t.trial_id, i) for t in order for i in t.issues]
+    if issues:
+        print()
     for trial_id, issue in issues[:20]:
-        print(f"  {trial_id}: {issue if len(issue) <= 240 else issue[:237] + '...'}")
+        print(f"  {trial_id}: {issue}")
     if len(issues) > 20:
         print(f"  ... {len(issues) - 20} more in the report")
     print()
+    if best is not None:
+        value = best.final[settings.metric]
+        print(f"best trial:  {best.trial_id} ({settings.metric} {value:.4g})")
+        if best.trial_id in checkpoints:
+            print(f"checkpoint:  {checkpoints[best.trial_id]}")
     print(f"report:      {report}")
     print(f"MLflow:      mlflow ui --backend-store-uri {settings.tracking_uri}")
     print(f"TensorBoard: tensorboard --logdir {experiment_dir}")
+    _summary_to_mlflow(settings, analysis, report, best,
+                       None if best is None else checkpoints.get(best.trial_id))
     return analysis
+
+
+def _summary_to_mlflow(settings: SweepSettings, analysis: Any, report: Path, best: Any,
+                       checkpoint: str | None) -> None:
+    from tuner.analysis_report import summary_table
+    from tuner.mlflow_callback import log_sweep_summary
+
+    summary = settings.experiment_dir / "summary.txt"
+    summary.write_text(summary_table(analysis, settings.metric, settings.mode) + "\n")
+    metrics = {"trials": len(analysis.trials),
+               "interventions": sum(len(t.interventions) for t in analysis.trials)}
+    tags = {}
+    if best is not None:
+        metrics[f"best.{settings.metric}"] = best.final[settings.metric]
+        tags = {"smart_tuner.best_trial": best.trial_id}
+    try:
+        log_sweep_summary(settings.tracking_uri, settings.name, metrics=metrics, tags=tags,
+                          files=[report, summary, *analysis.images],
+                          best=None if best is None or checkpoint is None
+                          else (best.trial_id, Path(checkpoint)))
+    except Exception as err:  # the console summary stands on its own
+        print(f"smart-tuner: could not log the summary to MLflow: {err}")

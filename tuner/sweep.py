@@ -64,6 +64,9 @@ class SweepSettings:
     metric: str
     mode: str
     tracking_uri: str
+    # checkpoints kept per trial: this many best by ``metric``, plus the latest and the last
+    # healthy one (pinned by SmartScheduler); None keeps every checkpoint
+    keep_checkpoints: int | None = 1
 
     @property
     def experiment_dir(self) -> Path:
@@ -258,42 +261,72 @@ def _trainable(settings: SweepSettings) -> Any:
                                            "gpu": settings.gpus_per_trial})
 
 
-def _run_config(settings: SweepSettings, callbacks: list) -> Any:
+def trial_dirname(trial: Any) -> str:
+    """``train_tts_<trial id>``: short trial folder names (Ray's default appends the config)."""
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def _checkpoint_config(settings: SweepSettings) -> Any:
+    """Latest + last healthy (pinned by SmartScheduler) + ``keep_checkpoints`` best by the metric.
+
+    Ray keeps the ``num_to_keep`` best checkpoints by ``checkpoint_score_attribute`` and always
+    the latest; SmartScheduler takes the last healthy one out of Ray's deletion list
+    (``_ray_compat.protect_checkpoint``). ``keep_checkpoints=None`` keeps every checkpoint.
+    """
     from ray import tune
+
+    if settings.keep_checkpoints is None:
+        return tune.CheckpointConfig(num_to_keep=None)
+    return tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints,
+                                 checkpoint_score_attribute=settings.metric,
+                                 checkpoint_score_order=settings.mode)
+
+
+def _run_config(settings: SweepSettings, callbacks: list, verbose: bool = False) -> Any:
+    from ray import tune
+
+    from tuner.trial_logs import trial_loggers
 
     return tune.RunConfig(
         storage_path=settings.storage,
         name=settings.name,
-        callbacks=callbacks,
-        # Every checkpoint stays: SmartScheduler rolls back to the last *healthy* one.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        callbacks=[*trial_loggers(), *callbacks],
+        checkpoint_config=_checkpoint_config(settings),
         failure_config=tune.FailureConfig(max_failures=2),
-        verbose=1,  # Ray's status table every 30 s; interventions print their own line
+        # Smart Tuner's own progress table (tuner/console.py) replaces Ray's output; -v adds it back
+        verbose=2 if verbose else 0,
     )
 
 
 def build_tuner(space: SearchSpace, settings: SweepSettings, cfg: Any,
-                param_space: dict[str, Any]) -> Any:
-    """The Tuner: Optuna searcher (concurrency-limited) + the chosen scheduler + MLflow."""
+                param_space: dict[str, Any], verbose: bool = False) -> Any:
+    """The Tuner: Optuna searcher (concurrency-limited) + the chosen scheduler + callbacks
+    (Smart Tuner's progress table, MLflow, TensorBoard intervention markers)."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    from tuner.console import SweepProgress
     from tuner.mlflow_callback import MLflowCallback
+    from tuner.trial_logs import InterventionMarkers
 
     scheduler = make_scheduler(settings.scheduler, cfg, space)
-    callback = MLflowCallback(experiment_name=settings.name, tracking_uri=settings.tracking_uri,
-                              experiment_dir=settings.experiment_dir)
-    attach_listener(scheduler, callback.on_intervention)
+    callbacks = [
+        SweepProgress(settings.metric, settings.mode, settings.experiment_dir),
+        MLflowCallback(experiment_name=settings.name, tracking_uri=settings.tracking_uri,
+                       experiment_dir=settings.experiment_dir, metric=settings.metric,
+                       mode=settings.mode),
+        InterventionMarkers(settings.experiment_dir),
+    ]
     search_alg = None
     if settings.scheduler != "pbt":  # PBT refuses searchers; it samples param_space itself
         search_alg = ConcurrencyLimiter(OptunaSearch(), max_concurrent=settings.max_concurrent)
     tune_config = tune.TuneConfig(
         search_alg=search_alg, scheduler=scheduler, num_samples=settings.num_samples,
-        metric=settings.metric, mode=settings.mode,
+        metric=settings.metric, mode=settings.mode, trial_dirname_creator=trial_dirname,
         max_concurrent_trials=settings.max_concurrent if search_alg is None else None)
     return tune.Tuner(_trainable(settings), param_space=param_space, tune_config=tune_config,
-                      run_config=_run_config(settings, [callback]))
+                      run_config=_run_config(settings, callbacks, verbose))
 
 
 def restore_tuner(settings: SweepSettings) -> Any:
