@@ -269,3 +269,49 @@ def test_resume_with_a_damaged_cache_exits_2_before_ray(tmp_path: Path, corpus_d
     err = capsys.readouterr().err
     assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    "name, storage, expected",
+    [
+        ("sweep", None, "runs/sweep"),            # a name in the default ./runs
+        ("runs/sweep", None, "runs/sweep"),       # a relative path: not runs/runs/sweep
+        ("{abs}", None, "elsewhere/sweep"),       # an absolute path
+        ("sweep", "elsewhere", "elsewhere/sweep"),
+    ],
+)
+def test_analyze_takes_a_name_or_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        name: str, storage: str | None, expected: str) -> None:
+    from tuner.cli_commands import experiment_folder
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("runs/sweep", "elsewhere/sweep"):
+        (tmp_path / folder).mkdir(parents=True)
+    name = name.format(abs=tmp_path / "elsewhere" / "sweep")
+    assert experiment_folder(name, storage) == (tmp_path / expected).resolve()
+
+
+def test_analyze_html_from_a_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tests.test_analysis import experiment as make_experiment
+
+    exp = make_experiment.__wrapped__(tmp_path)
+    assert main(["analyze", str(exp), "--html"]) == 0
+    out = capsys.readouterr().out
+    assert f"html:   {exp / 'report.html'}" in out
+    assert "data:image/png;base64," in (exp / "report.html").read_text()
+
+
+def test_help_texts_and_version(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["tune", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--num-samples N number of trials", "--gpus-per-trial F GPUs per trial",
+                   "--scheduler {smart,fifo,asha,pbt} smart: detect and repair",
+                   "--max-concurrent N trials running at a time", "--keep-checkpoints N|all",
+                   "-v, --verbose also print Ray's own output"):
+        assert option in text
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("smart-tuner ")

@@ -145,8 +145,12 @@ def start_ray(verbose: bool, experiment_dir: Path) -> None:
     import ray
 
     log = logging.getLogger("tuner")
+    for old in [h for h in log.handlers if getattr(h, "smart_tuner_log", False)]:
+        log.removeHandler(old)  # an earlier sweep of this process
+        old.close()
     if "://" not in str(experiment_dir):
         handler = logging.FileHandler(experiment_dir / "smart_tuner.log", encoding="utf-8")
+        handler.smart_tuner_log = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
