@@ -117,7 +117,7 @@ smart_tuner:   # guards keep the slow-to-judge rules quiet; an explosion is acte
 
 
 @pytest.mark.ray
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(540)   # tune + resume of 2 tiny trials: ~5 min on a loaded 2-core machine
 def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Path,
                                                  capsys: pytest.CaptureFixture,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

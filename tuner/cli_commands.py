@@ -160,6 +160,8 @@ def start_ray(verbose: bool, experiment_dir: Path) -> None:
         # Ray's console output: the new engine prints an experiment header and its own TensorBoard
         # hint even at verbose=0; the classic one prints nothing at verbose=0
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # its warning about experiment snapshots forced by CheckpointConfig(num_to_keep)
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         logging.getLogger("mlflow").setLevel(logging.WARNING)
