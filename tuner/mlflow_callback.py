@@ -26,7 +26,10 @@ Child run per trial (tag ``mlflow.parentRunId``, so the UI nests it; ``ray.trial
 
 Interventions arrive one way only: :class:`tuner.console.InterventionFeed` reads
 ``interventions.jsonl`` incrementally at every result (it is written before Ray calls the
-callbacks with that result) and at the end.
+callbacks with that result) and at the end. ``get_state``/``set_state`` (saved by Ray with the
+experiment) keep the runs, the feed's offset and the interventions already logged across
+``Tuner.restore``; a run is also found again by its ``ray.trial_id`` tag, and an intervention read
+twice is logged once.
 
 NaN policy: NaN and +-Inf metrics are logged as they are (MLflow stores NaN; the SQL store maps Inf
 to the largest float); nothing is replaced by 0.
@@ -135,6 +138,7 @@ class MLflowCallback(Callback):
         self._in_force: dict[str, dict[str, float]] = {}     # trial -> hyperparameters in force
         self._steps: dict[str, dict[int, int]] = {}          # trial -> validation.step -> training.step
         self._images: set[str] = set()
+        self._logged: set[tuple[str, int, float, str]] = set()   # interventions logged (once)
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
 
@@ -143,6 +147,28 @@ class MLflowCallback(Callback):
         state = self.__dict__.copy()
         state["_client"] = None
         return state
+
+    def get_state(self) -> dict[str, Any]:
+        """Saved by Ray with the experiment state; ``Tuner.restore`` keeps the same runs."""
+        return {"run_ids": dict(self.run_ids), "parent_id": self.parent_id,
+                "intervention_counts": dict(self.intervention_counts),
+                "offset": self.feed.offset, "tracking_uri": self.tracking_uri,
+                "in_force": self._in_force, "steps": {t: list(v.items()) for t, v in
+                                                      self._steps.items()},
+                "images": sorted(self._images), "logged": [list(k) for k in self._logged]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.run_ids.update(state.get("run_ids", {}))
+        self.parent_id = self.parent_id or state.get("parent_id")
+        self.intervention_counts.update(state.get("intervention_counts", {}))
+        self.feed.offset = max(self.feed.offset, int(state.get("offset", 0)))
+        self.tracking_uri = self.tracking_uri or state.get("tracking_uri")
+        self._in_force.update(state.get("in_force", {}))
+        self._steps.update({t: {int(a): int(b) for a, b in v}
+                            for t, v in state.get("steps", {}).items()})
+        self._images.update(state.get("images", ()))
+        self._logged.update((str(a), int(b), float(c), str(d)) for a, b, c, d in
+                            state.get("logged", ()))
 
     # ---- store -------------------------------------------------------------------------------
     def _ensure_client(self, trial: Any | None = None) -> MlflowClient:
@@ -182,18 +208,27 @@ class MLflowCallback(Callback):
 
     def run_id(self, trial: Any) -> str:
         """The child run of a trial, created (params logged) on first sight."""
-        trial_id = str(trial.trial_id)
+        return self._child(str(trial.trial_id), str(trial), trial.config, trial)
+
+    def _child(self, trial_id: str, name: str, config: Mapping[str, Any],
+               trial: Any | None = None) -> str:
         if trial_id in self.run_ids:
             return self.run_ids[trial_id]
         client = self._ensure_client(trial)
-        run = client.create_run(self._experiment_id, run_name=str(trial),
+        self._in_force.setdefault(trial_id, numeric(config))
+        found = client.search_runs([self._experiment_id],
+                                   filter_string=f"tags.`ray.trial_id` = '{trial_id}'",
+                                   max_results=1)
+        if found:  # a resumed sweep whose saved state predates this trial's run
+            self.run_ids[trial_id] = found[0].info.run_id
+            return found[0].info.run_id
+        run = client.create_run(self._experiment_id, run_name=name,
                                 tags={"ray.trial_id": trial_id,
                                       "mlflow.parentRunId": str(self.parent_id)})
-        params = [Param(k, v) for k, v in flatten_config(trial.config).items()]
+        params = [Param(k, v) for k, v in flatten_config(config).items()]
         for i in range(0, len(params), 100):
             client.log_batch(run.info.run_id, params=params[i:i + 100])
         self.run_ids[trial_id] = run.info.run_id
-        self._in_force[trial_id] = numeric(trial.config)
         return run.info.run_id
 
     # ---- Ray Tune hooks ----------------------------------------------------------------------
@@ -275,13 +310,14 @@ class MLflowCallback(Callback):
         from tuner.interventions import Intervention
 
         trial_id = str(record.get("trial_id"))
+        key = (trial_id, int(record.get("step") or 0), float(record.get("time") or 0.0),
+               str(record.get("action")))
+        if key in self._logged:  # read again after a restore whose saved state was older
+            return
+        self._logged.add(key)
         run_id = self.run_ids.get(trial_id)
         if run_id is None:  # a trial this callback never saw report (e.g. resumed elsewhere)
-            run_id = self.client.create_run(
-                self._experiment_id, run_name=trial_id,
-                tags={"ray.trial_id": trial_id, "mlflow.parentRunId": str(self.parent_id)},
-            ).info.run_id
-            self.run_ids[trial_id] = run_id
+            run_id = self._child(trial_id, trial_id, {})
         count = self.intervention_counts.get(trial_id, 0) + 1
         self.intervention_counts[trial_id] = count
         validation = int(record.get("step") or 0)

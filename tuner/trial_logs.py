@@ -86,6 +86,14 @@ class InterventionMarkers(Callback):
         self._trial_dirs: dict[str, str] = {}
         self._steps: dict[str, dict[int, int]] = {}
 
+    def get_state(self) -> dict[str, Any]:
+        """Saved by Ray with the experiment state: a resumed sweep marks each intervention once."""
+        return {"offset": self.feed.offset, "counts": dict(self.counts)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.feed.offset = max(self.feed.offset, int(state.get("offset", 0)))
+        self.counts.update(state.get("counts", {}))
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         tid = str(trial.trial_id)
