@@ -30,9 +30,9 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-__all__ = ["COLUMNS", "InterventionFeed", "SweepProgress", "format_table"]
+from tuner.contract import INTERVENTIONS_FILE
 
-INTERVENTIONS_FILE = "interventions.jsonl"
+__all__ = ["COLUMNS", "InterventionFeed", "SweepProgress", "format_table"]
 
 # (header, result key): the table's metric columns, in order
 COLUMNS: tuple[tuple[str, str], ...] = (
