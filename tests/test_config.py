@@ -99,8 +99,8 @@ def test_deep_merge(base: dict, over: dict, expected: dict) -> None:
      ["training_recovery.actions.overfitting.dropout.scale", "[low, high]", "0.5"]),
     ("training_recovery: 7\n", ["training_recovery must be a mapping", "7"]),
     ("- just\n- a list\n", ["my.yaml must hold a YAML mapping", "list"]),
-    ("diagnostics:\n  gradient_explosion: {warning: 100\n", ["YAML syntax error", "my.yaml:"]),
-    ("diagnostics:\n\tgradient_explosion: 1\n", ["YAML syntax error", "my.yaml:2"]),
+    ("diagnostics:\n  gradient_explosion: {warning: 100\n", ["invalid YAML at line", "my.yaml:"]),
+    ("diagnostics:\n\tgradient_explosion: 1\n", ["invalid YAML at line 2", "my.yaml:"]),
 ])
 def test_bad_file_names_file_field_and_value(tmp_path: Path, text: str, fragments: list[str]) -> None:
     path = tmp_path / "my.yaml"

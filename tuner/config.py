@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from tuner import config_legacy
 from tuner.contract import CONTRACT_METRICS
-from tuner.errors import UserError
+from tuner.errors import UserError, read_yaml
 from tuner.trial_errors import ERROR_KINDS
 
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
@@ -299,13 +297,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; pass an existing YAML file "
                           "(or no file to use the defaults)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"YAML syntax error in {where}: {problem}; fix the YAML syntax") from None
+    data = read_yaml(path, ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -35,9 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tuner.errors import UserError
+from tuner.errors import UserError, read_yaml
 
 __all__ = [
     "SearchSpaceError",
@@ -129,14 +127,7 @@ def load_search_space(path: str | Path) -> SearchSpace:
         raise SearchSpaceError(
             f"search space file {str(p)!r} not found; pass an existing YAML file such as "
             "search_spaces/quickstart.yaml")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise SearchSpaceError(f"{p}: invalid YAML{where}: {problem}; fix the syntax") from None
-    return parse_search_space(data, p)
+    return parse_search_space(read_yaml(p, SearchSpaceError), p)
 
 
 def parse_search_space(data: Any, path: str | Path = "<search space>") -> SearchSpace:

@@ -20,10 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tuner.contract import SMART_CONFIG_FILE, SWEEP_FILE
-from tuner.errors import UserError
+from tuner.errors import UserError, read_yaml
 from tuner.folders import check_writable, make_folder
 from tuner.search_space import SCHEDULERS, SearchSpace
 
@@ -110,7 +108,7 @@ def smart_config(space_overrides: dict[str, Any], config_path: str | None) -> tu
     overrides = current_layout(space_overrides, "search space smart_tuner section")
     if config_path is not None:
         load_config(config_path)  # validates the file on its own, errors name it, V2 keys announced
-        user = yaml.safe_load(Path(config_path).read_text()) or {}
+        user = read_yaml(Path(config_path), UserError) or {}
         overrides = deep_merge(overrides, current_layout(user, config_path, announce=False))
     return config_from_dict(overrides, source="search space smart_tuner section"
                             + (f" + {config_path}" if config_path else "")), overrides
