@@ -45,6 +45,13 @@ step's ``actor_manager.next()``, which is where the paused trial's freed resourc
 placement group becomes ready only after the stopped actor's one is removed), so the move is in
 time. Covered end to end by ``tests/test_e2e_recovery.py::test_mutated_trial_resumes_before_*``.
 
+Trial errors: :func:`trial_error` reads the error Ray recorded for a failed trial (its driver-side
+``error.pkl`` / ``error.txt``), :func:`forgive_failure` takes a lost node off
+``trial.run_metadata.num_failures``, and :func:`trial_folder` gives a running trial its folder on
+Ray's storage filesystem (``ray.train._internal.session.get_storage()``), where each attempt
+claims the folder (tuner/training/attempts.py). Covered by ``tests/test_cluster.py`` and
+``tests/test_e2e_recovery.py`` on Ray 2.60.0.
+
 Tested by ``tests/test_ray_compat.py``: passes on Ray 2.41.0 and 2.60.0. Ray 2.40 lacks
 ``ray.tune.report``/``tune.Checkpoint``/``tune.get_checkpoint`` (used by train_tts and the test
 trainable), so the project needs ``ray[tune]>=2.41,<2.61``.
@@ -75,6 +82,7 @@ __all__ = [
     "protect_checkpoint",
     "release_checkpoint",
     "trial_error",
+    "trial_folder",
     "unprotect_checkpoint",
     "will_retry",
 ]
@@ -150,6 +158,14 @@ def trial_error(trial: Trial) -> BaseException | None:
         return None
     last = Path(text_file).read_text(errors="replace").split("Failure # ")[-1]
     return TuneError(last.split("\n", 1)[-1] if "\n" in last else last)
+
+
+def trial_folder() -> tuple[Any, str]:
+    """Inside a running trial: (pyarrow filesystem, path of the trial folder on it)."""
+    from ray.train._internal.session import get_storage   # Ray's StorageContext
+
+    storage = get_storage()
+    return storage.storage_filesystem, storage.trial_fs_path
 
 
 def forgive_failure(trial: Trial) -> None:

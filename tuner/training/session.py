@@ -85,10 +85,9 @@ class RaySession:
     @staticmethod
     def _trial_folder() -> tuple[object, str]:
         """(pyarrow filesystem, trial folder path on it): where Ray persists the checkpoints."""
-        from ray.train._internal.session import get_storage   # Ray's StorageContext
+        from tuner._ray_compat import trial_folder
 
-        storage = get_storage()
-        return storage.storage_filesystem, storage.trial_fs_path
+        return trial_folder()
 
     def claim_attempt(self) -> int:
         return attempts.claim(*self._trial_folder())
