@@ -7,10 +7,17 @@ Model imports are lazy so test files that need neither fixture do not import tor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+# Every Ray the tests start is their own: ray.init() without an address joins the cluster named
+# in /tmp/ray/ray_current_cluster, which any Ray cluster_utils.Cluster or `ray start` on the
+# machine writes (tests/test_cluster.py does, maybe in another session), and then refuses
+# num_cpus. Tests that want a cluster pass RAY_ADDRESS to their subprocess explicitly.
+os.environ["RAY_ADDRESS"] = "local"
 
 if TYPE_CHECKING:
     from model.data import FeatureSet

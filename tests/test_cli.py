@@ -85,7 +85,7 @@ def _run(argv: list[str]) -> int:
 def test_console_script_error_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "tuner.cli", "tune", "--search-space",
                            str(tmp_path / "nope.yaml")], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+                          cwd=REPO, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"smart-tuner: error: search space file {str(tmp_path / 'nope.yaml')!r} not found; pass an "
@@ -117,7 +117,7 @@ smart_tuner:   # guards keep the slow-to-judge rules quiet; an explosion is acte
 
 
 @pytest.mark.ray
-@pytest.mark.timeout(540)   # tune + resume of 2 tiny trials: ~5 min on a loaded 2-core machine
+@pytest.mark.timeout(900)   # tune + resume of 2 tiny trials: ~5 min on a loaded 2-core machine
 def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Path,
                                                  capsys: pytest.CaptureFixture,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
