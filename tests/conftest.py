@@ -18,6 +18,11 @@ import pytest
 # machine writes (tests/test_cluster.py does, maybe in another session), and then refuses
 # num_cpus. Tests that want a cluster pass RAY_ADDRESS to their subprocess explicitly.
 os.environ["RAY_ADDRESS"] = "local"
+# Ray's memory monitor kills the newest worker once the *machine* is 95% full, which on a shared
+# machine is other people's jobs: a test trial then errors for nothing it did (seen on the
+# 24 GiB machine: "2 worker(s) were killed due to the node running low on memory", 21.5 GB used,
+# most of it by other sessions' jobs). The kernel's OOM killer still guards the machine.
+os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
 
 if TYPE_CHECKING:
     from model.data import FeatureSet
