@@ -78,3 +78,20 @@ def test_non_finite_values_survive_the_file(tmp_path: Path) -> None:
 ])
 def test_hyperparameters(config: dict | None, expected: dict) -> None:
     assert hyperparameters(config) == expected
+
+
+def test_line_names_only_the_problems_acted_on_and_held_back_survives_the_file(
+        tmp_path: Path) -> None:
+    explosion = {"kind": "gradient_explosion", "severity": "critical",
+                 "message": "grad.norm 312 > 200.0 (critical) at validation 4"}
+    early = {"kind": "attention_collapse", "severity": "critical",
+             "message": "validation.attention_score 0.02 < 0.05 (critical) at validation 4"}
+    iv = Intervention.create("t1", 4, 1.0, "mutate", problems=[explosion], held_back=[early],
+                             old_config={"learning_rate": 0.01},
+                             new_config={"learning_rate": 0.004}, rolled_back_to=3)
+    assert "(gradient_explosion: grad.norm 312" in iv.line()
+    assert "attention" not in iv.line()
+
+    append_jsonl(tmp_path / "i.jsonl", iv)
+    (back,) = [Intervention.from_dict(d) for d in read_json_lines(tmp_path / "i.jsonl")]
+    assert back == iv and back.held_back == (early,)

@@ -136,8 +136,8 @@ def start_ray(verbose: bool, experiment_dir: Path) -> None:
     Quiet: Ray logs errors only and does not forward the trials' own output (it stays in Ray's
     log folder); Optuna and MLflow log warnings only; Optuna's "step already reported" warning,
     which every rollback triggers (the searcher sees a validation step again), is dropped.
-    Smart Tuner's own log (interventions with every problem seen) goes to
-    ``<experiment>/smart_tuner.log``.
+    Smart Tuner's own log (each intervention line, and the problems seen with it that were not
+    acted on) goes to ``<experiment>/smart_tuner.log``.
     """
     import logging
     import warnings
@@ -154,12 +154,13 @@ def start_ray(verbose: bool, experiment_dir: Path) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+    # Ray's classic console output: the new engine prints an experiment header and its own
+    # TensorBoard hint (into Ray's staging folder) even at verbose=0; the classic one prints
+    # nothing at verbose=0 and its CLIReporter tables with -v
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if not verbose:
         import optuna
 
-        # Ray's console output: the new engine prints an experiment header and its own TensorBoard
-        # hint even at verbose=0; the classic one prints nothing at verbose=0
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         # its warning about experiment snapshots forced by CheckpointConfig(num_to_keep)
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 

@@ -340,6 +340,8 @@ class Supervisor:
         if self.echo:
             print(intervention.line(), flush=True)
         logger.info("%s", intervention.line())
+        for problem in intervention.held_back:   # seen with it, not acted on: the log keeps them
+            logger.info("  not acted on: %s", problem.get("message", problem.get("kind")))
         if self.experiment_dir is not None:
             append_jsonl(self.experiment_dir / INTERVENTIONS_FILE, intervention)
         for fn in self._listeners:
