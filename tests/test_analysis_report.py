@@ -34,3 +34,16 @@ def test_write_report_makes_markdown_and_curves(experiment: Path, metric: str) -
     assert f"]({png.name})" in text
     img = mpimg.imread(png)
     assert img.ndim == 3 and img.shape[0] > 100
+
+
+@pytest.mark.parametrize("mode, order", [
+    ("min", ["boom", "healthy", "fifo", "train_tts_oom_lr=0.001"]),   # NaN and no value last
+    ("max", ["healthy", "boom", "fifo", "train_tts_oom_lr=0.001"]),
+])
+def test_summary_ranked_by_the_metric_best_marked(experiment: Path, mode: str,  # noqa: F811
+                                                  order: list[str]) -> None:
+    lines = summary_table(analyze(experiment), "validation.loss", mode).splitlines()
+    assert lines[0].split()[:2] == ["trial", "learning_rate"]
+    body = lines[2:]
+    assert [line[2:].split()[0] for line in body] == order
+    assert [line[:2] for line in body] == ["* ", "  ", "  ", "  "]
