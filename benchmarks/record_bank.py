@@ -133,6 +133,34 @@ def record(name: str, max_steps: int, interval: int, data_dir: str, out_dir: Pat
     return out
 
 
+# What each recorded run shows, judged from its reports (not from what it was meant to probe):
+# name -> ("healthy" | "failure", first report (1-based) at which the failure is visible, or None,
+# what the reports show). Filled in after looking at the recordings (benchmarks/bank/README.md).
+SHOWS: dict[str, tuple[str, int | None, str]] = {}
+SECONDS_PER_STEP = 1.06   # replay clock: the default scenario's measured CPU step time, not the
+                          # recording's wall time (inflated by the machine's load while recording)
+
+
+def replay(doc: dict[str, Any], cfg: Any = None) -> dict[str, Any]:
+    """Feed a recording's reports, oldest first, to a Supervisor (no training, no Ray) with the
+    default rules (or ``cfg``) until its first intervention. The clock is ``training.step`` x
+    ``SECONDS_PER_STEP``; the checkpoint of every report is a name. Returns the first action
+    (None: no intervention), the 1-based report and training step it came at, and its problems."""
+    from tuner.config import load_config
+    from tuner.supervisor import Supervisor
+
+    sup = Supervisor(cfg or load_config(), None, echo=False)
+    config = dict(doc["config"])
+    for i, r in enumerate(doc["reports"], start=1):
+        step = float(r["training.step"])
+        action = sup.on_result(doc["name"], config, r, f"report_{i}", step * SECONDS_PER_STEP)
+        if action.kind != "continue":
+            problems = action.intervention.problems if action.intervention else ()
+            return {"action": action.kind, "report": i, "step": int(step),
+                    "problems": [p["message"] if isinstance(p, dict) else str(p) for p in problems]}
+    return {"action": None, "report": None, "step": None, "problems": []}
+
+
 def load(path: Path) -> dict[str, Any]:
     """A bank file with its reports as dicts (``doc["reports"]``, NaN for null)."""
     doc = json.loads(Path(path).read_text())
@@ -144,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.record_bank", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the runs of the bank")
+    sub.add_parser("replay", help="replay every recording through the Supervisor: first intervention")
     rec = sub.add_parser("record", help="train one run and record its reports")
     rec.add_argument("name", choices=sorted(RUNS))
     rec.add_argument("--max-steps", type=int, default=2000)
@@ -153,6 +182,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "list":
         for name, (label, cfg, why) in RUNS.items():
             print(f"{name:28s} {label:8s} {json.dumps(cfg)}  # {why}")
+        return
+    if args.cmd == "replay":
+        for path in sorted(BANK_DIR.glob("*.json")):
+            doc = load(path)
+            shows = SHOWS.get(doc["name"], ("unjudged", None, ""))
+            last = doc["reports"][-1]["training.step"] if doc["reports"] else 0
+            print(json.dumps({"name": doc["name"], "shows": shows[0], "onset_report": shows[1],
+                              "reports": len(doc["reports"]), "last_step": last, **replay(doc)}))
         return
     record(args.name, args.max_steps, args.interval, args.data_dir)
 
