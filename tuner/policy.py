@@ -23,7 +23,12 @@
    reports -> "stop" (checked after recovery, so a sick trial is repaired rather than stopped).
 
 After the scheduler has rolled the trial back it calls `rolled_back(now)`: the window restarts so
-stale evidence does not fire again, and the recovery count goes up.
+stale evidence does not fire again, and the recovery count goes up. What happens next depends on
+the fault: the trial trains again from the healthy checkpoint under its new config; a transient
+fault (one bad batch, an injected `nan_at_step`, which fires once per trial) does not come back;
+a fault the new config does not cure (a learning rate still too high) is detected again, that
+recovery is told to the study as failed (+inf), and after `max_recoveries_per_trial` the trial is
+stopped instead of being rolled back forever.
 """
 from __future__ import annotations
 
