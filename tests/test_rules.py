@@ -440,3 +440,14 @@ def test_incremental_statistics_equal_a_recomputation_after_the_window_rolls() -
     assert tracked.best()[0] == fresh.best()[0]
     assert tracked.improvement(3) == fresh.improvement(3) and tracked.improvement(6) == fresh.improvement(6)
     assert tracked.sigma == pytest.approx(fresh.sigma)
+
+
+@pytest.mark.parametrize("scores, expected", [
+    ([0.2999] * 9, "serious"),       # below the warning for 9 reports: serious (held 5)
+    ([0.2999] * 10, "critical"),     # for critical_after = 10 reports: the attention never formed
+    ([0.3] * 10, None),              # at the warning: not below
+    ([0.2999] * 9 + [0.31], None),   # it formed
+])
+def test_attention_that_never_forms_becomes_critical(scores: list[float], expected: str | None) -> None:
+    p = attention_collapse(window(12, attention=scores), D.attention, D.serious_after)
+    assert severity(p) == expected

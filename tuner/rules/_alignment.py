@@ -20,7 +20,8 @@ def _degrading(values: Sequence[float], n: int, drop: float) -> tuple[float, flo
 
 
 def attention_collapse(window: History, cfg: AttentionRule, serious_after: int = 0) -> Problem | None:
-    """attention_score < critical -> critical; < warning -> warning (serious when held);
+    """attention_score < critical -> critical; < warning at each of the last `critical_after`
+    reports -> critical; < warning -> warning (serious when held);
     score (or validation.diagonality, when reported) down by more than degrading_drop from its
     best of the last degrading_window reports -> warning.
 
@@ -29,13 +30,16 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    scores = window.series(ATTENTION, last=max(serious_after, cfg.degrading_window))
+    scores = window.series(ATTENTION, last=max(serious_after, cfg.degrading_window, cfg.critical_after))
     step = window.step
     score = scores[-1]
     if not math.isfinite(score):
         return None
     if score < cfg.critical:
         return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.critical, step)
+    if held_for(scores, cfg.critical_after, lambda v: v < cfg.warning):
+        return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.warning, step,
+                            f"below it for {cfg.critical_after} reports: the attention has not formed")
     if score < cfg.warning:
         held = held_for(scores, serious_after, lambda v: v < cfg.warning)
         return make_problem("attention_collapse", "serious" if held else "warning", ATTENTION, score, "<",
