@@ -79,8 +79,12 @@ def section(doc: Mapping[str, Any]) -> str:
         lines += [_row(n, v[n]) for n in ORDER if n in v]
         lines += ["", f"Best final validation.loss of any trial here: {_f(v.get('best_final_loss'), '{:.3f}')} (regret = handed "
                   "trial's final validation.loss minus it).", ""] + _trials(doc, variant)
-        if "smart" in v and "fifo" in v:
+        judged = "fifo" in v and (v["fifo"]["usable_unscheduled_trials"] + v["fifo"]["faulty_usable"]["faulty"]) > 0
+        if "smart" in v and judged:
             lines += ["", f"Goals (issue 8, real sweep) in variant `{variant}`:", ""] + goals_table(v, faulty_goal=0.8, regret_half=False)
+        elif "smart" in v:
+            lines += ["", f"Goals (issue 8, real sweep) in variant `{variant}`: not judgeable, no FIFO trial ran to its "
+                      "last step, so none is known to be usable or failing when unscheduled."]
         iv = v.get("smart", {}).get("interventions", [])
         if iv:
             lines += ["", "Smart Tuner's interventions:", ""] + [f"    {x}" for x in iv]

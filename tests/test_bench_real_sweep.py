@@ -102,3 +102,13 @@ def test_merge_and_metrics_on_hand_built_runs(tmp_path: Path) -> None:
     assert v["asha"]["healthy_pruned"] == 0 and v["asha"]["trials"]["1"]["actions"] == ["prune"]
     assert v["fifo"]["compute_lost_share"] == pytest.approx(0.5) and v["smart"]["compute_lost_share"] == 0.0
     assert v["smart"]["compute_steps"] == 9 * 50 and v["fifo"]["compute_to_first_usable"] == 3 * 50
+    from benchmarks import real_report
+
+    doc = json.loads(out.read_text())
+    md = tmp_path / "B.md"
+    md.write_text("# B\n\nkeep me\n")
+    real_report.write_section(doc, md)
+    real_report.write_section(doc, md)   # markers added once, then only the text between them replaced
+    text = md.read_text()
+    assert text.startswith("# B\n\nkeep me\n") and text.count(real_report.BEGIN) == 1
+    assert "| smart | 450 | 0.000 |" in text and "| 0 healthy_interventions | 1 | **no** |" in text
