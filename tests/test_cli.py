@@ -204,7 +204,9 @@ def test_cluster_yaml_is_a_valid_ray_cluster_config() -> None:
     schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
     jsonschema.validate(config, schema)
     assert config["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
-    assert any("pip install -e ~/smart-tuner" in c for c in config["setup_commands"])
+    # every node installs this package under the repository's constraints (tests/test_cluster_yaml.py
+    # checks the rest of the set-up)
+    assert any("-c ~/smart-tuner/constraints.txt -e" in c for c in config["setup_commands"])
     assert [c[0] for c in _cluster_commands()] == ["tune", "resume", "analyze"]
 
 
