@@ -136,7 +136,9 @@ def record(name: str, max_steps: int, interval: int, data_dir: str, out_dir: Pat
 # What each recorded run shows, judged from its reports (not from what it was meant to probe):
 # name -> ("healthy" | "failure", first report (1-based) at which the failure is visible, or None,
 # what the reports show). Filled in after looking at the recordings (benchmarks/bank/README.md).
-SHOWS: dict[str, tuple[str, int | None, str]] = {}
+SHOWS: dict[str, tuple[str, int | None, str]] = {
+    "healthy_lr2e-3": ("healthy", None, "aligns by step 100-200 (attention 0.5-0.8), losses fall"),
+}
 SECONDS_PER_STEP = 1.06   # replay clock: the default scenario's measured CPU step time, not the
                           # recording's wall time (inflated by the machine's load while recording)
 
