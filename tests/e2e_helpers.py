@@ -12,7 +12,8 @@ losses are only 0.5 higher (the trainable's own NaN-step skipping keeps them fin
 every result, and a restored run continues from its checkpoint's step with its *current* config.
 
 Config keys: ``learning_rate``, ``batch_size``, ``max_steps`` (validations), ``explode_lr``,
-``explode_after``, ``nan_from``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker``
+``explode_after``, ``explode_waits_for`` (an exploding report first waits until that many trials
+have logged a step), ``nan_from``, ``sleep`` (seconds per report), ``crash_at`` + ``crash_marker``
 (raise once at that step, remembered by a marker file; ``crash_message`` in the error), ``_restart_generation`` (a checkpoint of a lower
 generation is ignored: restart from scratch), ``log_dir`` (appends one JSON line per report:
 trial id, step, learning_rate, batch_size, generation, restored_from).
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "crash_message": "CUDA out of memory, simulated",
     "_restart_generation": 0,
     "log_dir": None,
+    "explode_waits_for": 0,
 }
 
 
@@ -97,6 +99,8 @@ def quadratic_trainable(config: dict[str, Any]) -> None:
         if cfg["sleep"]:
             time.sleep(float(cfg["sleep"]))
         exploded = lr > float(cfg["explode_lr"]) and step >= int(cfg["explode_after"])
+        if exploded and cfg["explode_waits_for"]:
+            _wait_for_trials(str(cfg["log_dir"]), int(cfg["explode_waits_for"]))
         nan = cfg["nan_from"] is not None and step >= int(cfg["nan_from"])
         metrics = _metrics(step, lr, exploded, nan)
         if cfg["log_dir"]:
@@ -111,6 +115,16 @@ def quadratic_trainable(config: dict[str, Any]) -> None:
             state = {"step": step, "generation": generation, "learning_rate": lr}
             Path(folder, "state.json").write_text(json.dumps(state))
             tune.report(metrics, checkpoint=Checkpoint.from_directory(folder))
+
+
+def _wait_for_trials(log_dir: str, count: int, seconds: float = 600.0) -> None:
+    """Block until ``count`` trials have logged a step (so they all hold their CPU), at most
+    ``seconds``: a precondition, not a timing assumption."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if len({line["trial_id"] for line in read_step_log(log_dir)}) >= count:
+            return
+        time.sleep(0.05)
 
 
 def read_step_log(log_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

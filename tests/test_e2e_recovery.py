@@ -88,12 +88,14 @@ def test_mutated_trial_resumes_before_waiting_new_trials(ray_local, tmp_path: Pa
     requests queued. The first trial explodes at validation 3 and is paused for a mutation; it
     must take the freed CPU back at once (Ray alone queues it behind both waiting trials).
 
-    Asserted on the order of the events Ray's controller processed (EventLog), not on timing:
-    between the mutated trial's explosion and its restart, a trial that had not run yet may start
-    only on a CPU freed by another trial's end (a slot count that never goes below zero), however
-    long actors take to start on a loaded machine."""
+    Asserted on the order of the events Ray's controller processed (EventLog), not on timing.
+    The explosion waits until both first trials have logged a step, so both CPUs are held by
+    started trials when it happens; from then until the mutated trial restarts, a trial that had
+    not started may start only on a CPU freed by another trial's end (a slot count that never
+    goes below zero), however long actors take to start on a loaded machine."""
     space = {"learning_rate": tune.uniform(0.05, 0.25), "max_steps": 6, "sleep": 0.2,
-             "explode_lr": 0.3, "explode_after": 3, "log_dir": str(tmp_path)}
+             "explode_lr": 0.3, "explode_after": 3, "explode_waits_for": 2,
+             "log_dir": str(tmp_path)}
     grid, scheduler = run_sweep(str(tmp_path / "results"), "prompt", space, num_samples=6,
                                 points=[{"learning_rate": 0.5}], max_concurrent=4,
                                 callbacks=[EventLog(tmp_path / "events.jsonl")])
@@ -106,6 +108,7 @@ def test_mutated_trial_resumes_before_waiting_new_trials(ray_local, tmp_path: Pa
     restarted = next(i for i, e in enumerate(events) if i > exploded
                      and (e["event"], e["trial_id"]) == ("start", mutated))
     started = {e["trial_id"] for e in events[:exploded] if e["event"] == "start"}
+    assert len(started) == 2, f"both CPUs were not held by started trials at the explosion: {events}"
     free = 0   # CPUs freed by other trials since the explosion (the mutated one's is its own)
     for e in events[exploded + 1:restarted]:
         if e["event"] in ("complete", "error"):
