@@ -46,6 +46,26 @@ def _space(tmp_path: Path, corpus_dir: Path, **kw: object) -> str:
     return str(path)
 
 
+RAY_START_FAILED = "timed out during startup"  # Ray's fixed 30 s raylet wait, on a loaded machine
+
+
+def _start_ray() -> None:
+    """The tests' local Ray, retried when the raylet did not come up in Ray's fixed 30 s."""
+    import ray
+
+    from tests.e2e_helpers import start_local_ray
+
+    for attempt in range(3):
+        try:
+            start_local_ray()
+            return
+        except Exception as err:  # noqa: BLE001 - Ray raises a bare Exception here
+            ray.shutdown()
+            if RAY_START_FAILED not in str(err) or attempt == 2:
+                raise
+            time.sleep(5)
+
+
 @pytest.mark.ray
 @pytest.mark.timeout(900)   # hang guard only: minutes on a loaded machine
 def test_sweep_whose_trials_all_crash_exits_1_naming_the_error_files(
@@ -53,13 +73,11 @@ def test_sweep_whose_trials_all_crash_exits_1_naming_the_error_files(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
 
-    from tests.e2e_helpers import start_local_ray
-
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # NaN weights after step 1 and no in-process restore allowed: every attempt raises.
     space = _space(tmp_path, corpus_dir, extra="  max_nan_restores: 0\n"
                                               "  inject: {nan_params_at_step: 1}")
-    start_local_ray()
+    _start_ray()
     try:
         code = main(["tune", "--search-space", space, "--storage", str(tmp_path / "runs"),
                      "--name", "crash"])
@@ -82,27 +100,14 @@ def test_sigint_saves_state_exits_130_and_prints_the_resume_command(
         tmp_path: Path, corpus_dir: Path) -> None:
     space = _space(tmp_path, corpus_dir, scheduler="smart", max_steps=100000)
     storage = tmp_path / "runs"
-    exp = storage / "stop"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AIR_NEW_OUTPUT": "0"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with open(tmp_path / "out.txt", "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tuner.cli", "tune", "--search-space", space, "--storage",
-             str(storage), "--name", "stop"], stdout=out, stderr=subprocess.STDOUT, env=env,
-            cwd=tmp_path)
-        try:
-            deadline = time.monotonic() + 300
-            while not any(p.stat().st_size for p in exp.glob("*/result.json")):  # a first report
-                assert proc.poll() is None, (tmp_path / "out.txt").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no trial reported within 300 s"
-                time.sleep(1)
-            sweep_file = (exp / "smart_tuner_sweep.json").read_bytes()
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=240)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    for attempt in range(3):  # a driver whose Ray did not start (loaded machine) is run again
+        name = f"stop{attempt}"
+        code, sweep_file = _interrupt_after_first_report(space, storage, name, tmp_path / "out.txt")
+        if code is not None:
+            break
+    else:
+        pytest.fail("Ray did not start in 3 attempts: " + RAY_START_FAILED)
+    exp = storage / name
     text = (tmp_path / "out.txt").read_text()
     assert code == 130, text[-3000:]
     assert "Tuner.restore" not in text
@@ -111,7 +116,7 @@ def test_sigint_saves_state_exits_130_and_prints_the_resume_command(
     tensorboard = next(i for i, line in enumerate(lines) if line.startswith("TensorBoard: "))
     assert lines[tensorboard + 1] == (f"interrupted: 1 of 1 trials unfinished ({_trial_id(exp)}); "
                                       f"the state is saved, continue with "
-                                      f"`smart-tuner resume stop --storage {storage}`")
+                                      f"`smart-tuner resume {name} --storage {storage}`")
     assert any(line.rstrip().endswith(" interrupted") for line in lines[:tensorboard])
     # Ray's experiment state (what `resume` reads) was saved with the trial unfinished, the
     # sweep file left as it was.
@@ -120,6 +125,36 @@ def test_sigint_saves_state_exits_130_and_prints_the_resume_command(
     (trial,) = ExperimentAnalysis(str(exp)).trials
     assert trial.status in ("PENDING", "RUNNING", "PAUSED")  # unfinished: resume continues it
     assert (exp / "smart_tuner_sweep.json").read_bytes() == sweep_file
+
+
+def _interrupt_after_first_report(space: str, storage: Path, name: str,
+                                  out_path: Path) -> tuple[int | None, bytes]:
+    """Run `smart-tuner tune` in its own process, SIGINT it once a trial has reported; its exit
+    status and the sweep file as it was before the signal (None: its Ray did not start)."""
+    exp = storage / name
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AIR_NEW_OUTPUT": "0"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuner.cli", "tune", "--search-space", space, "--storage",
+             str(storage), "--name", name], stdout=out, stderr=subprocess.STDOUT, env=env,
+            cwd=out_path.parent)
+        try:
+            deadline = time.monotonic() + 400
+            while not any(p.stat().st_size for p in exp.glob("*/result.json")):  # a first report
+                if proc.poll() is not None:
+                    text = out_path.read_text()
+                    assert RAY_START_FAILED in text, text[-3000:]
+                    return None, b""
+                assert time.monotonic() < deadline, "no trial reported within 400 s"
+                time.sleep(1)
+            sweep_file = (exp / "smart_tuner_sweep.json").read_bytes()
+            proc.send_signal(signal.SIGINT)
+            return proc.wait(timeout=150), sweep_file
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _trial_id(exp: Path) -> str:
