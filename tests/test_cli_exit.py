@@ -31,7 +31,7 @@ config:
   max_steps: {max_steps}
   validation_interval: 2
   num_threads: 1
-  device: cpu
+  device: {device}
   tensorboard: false
 {extra}
 search:
@@ -40,7 +40,7 @@ search:
 
 
 def _space(tmp_path: Path, corpus_dir: Path, **kw: object) -> str:
-    values = {"scheduler": "fifo", "max_steps": 10, "extra": "", **kw}
+    values = {"scheduler": "fifo", "max_steps": 10, "extra": "", "device": "cpu", **kw}
     path = tmp_path / "space.yaml"
     path.write_text(SPACE.format(corpus=corpus_dir, cache=tmp_path / "cache", **values))
     return str(path)
@@ -74,9 +74,9 @@ def test_sweep_whose_trials_all_crash_exits_1_naming_the_error_files(
     import ray
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # NaN weights after step 1 and no in-process restore allowed: every attempt raises.
-    space = _space(tmp_path, corpus_dir, extra="  max_nan_restores: 0\n"
-                                              "  inject: {nan_params_at_step: 1}")
+    # device cuda in a trial given no GPU (resources gpu 0: Ray hides any): every attempt raises
+    # (the injected faults are one-shot, so a retry would get past them).
+    space = _space(tmp_path, corpus_dir, device="cuda")
     _start_ray()
     try:
         code = main(["tune", "--search-space", space, "--storage", str(tmp_path / "runs"),
@@ -89,7 +89,7 @@ def test_sweep_whose_trials_all_crash_exits_1_naming_the_error_files(
     assert last[0].startswith("trial ") and " errored: " in last[0]
     error_file = Path(last[0].split(" errored: ", 1)[1])
     assert error_file.is_file() and error_file.parent.parent == tmp_path / "runs" / "crash"
-    assert "NonFiniteParametersError" in error_file.read_text()
+    assert "no CUDA device is visible" in error_file.read_text()
     assert last[1] == "1 of 1 trials failed (exit status 1)"
     assert "crashed" in out
 
