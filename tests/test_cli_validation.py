@@ -134,7 +134,7 @@ def test_failure_while_building_the_tuner_leaves_the_name_free(
     its tuner.pkl) removes the folder again."""
     from tuner import cli_commands
 
-    def build_tuner_that_fails(space, settings, *args):  # noqa: ANN001, ANN202
+    def build_tuner_that_fails(space, settings, *args, **kwargs):  # noqa: ANN001, ANN202
         (settings.experiment_dir / "tuner.pkl").write_bytes(b"partial")
         raise cli_commands.SweepError("Ray refused the tuner")
 
