@@ -192,12 +192,15 @@ def _tier1b_rows(src: Mapping[str, Any]) -> list[str]:
         if not isinstance(s, dict):
             continue
         if "error" in s:
-            rows.append(f"| {name} | not run: {s['error']} | | | | | |")
+            rows.append(f"| {name} | not run: {s['error']} | | | | | | | | | |")
             continue
-        rows.append(f"| {name} | {_f(s.get('compute_to_target'), '{:.0f}')} | {_f(s.get('best_loss_at_budget'), '{:.3f}')} "
+        fu = s.get("faulty_usable") or {}
+        rows.append(f"| {name} | {_f(s.get('compute_lost_share'), '{:.3f}')} | {fu.get('usable', 'n/a')}/{fu.get('faulty', 'n/a')} "
+                    f"| {s.get('healthy_interventions', 'n/a')} | {s.get('healthy_pruned', 'n/a')} | {_f(s.get('regret'), '{:.4f}')} "
+                    f"| {_f(s.get('compute_to_target'), '{:.0f}')} | {_f(s.get('best_loss_at_budget'), '{:.3f}')} "
                     f"| {s.get('faults_recovered')}/{s.get('recoverable_faults_injected')} "
                     f"| {s.get('unrecoverable_faults_stopped')}/{s.get('unrecoverable_faults_injected')} "
-                    f"| {s.get('false_positive_interventions')} | {_f(s.get('detection_latency_explosion_reports'), '{:.1f}')} |")
+                    f"| {_f(s.get('detection_latency_explosion_reports'), '{:.1f}')} |")
     return rows
 
 
@@ -212,8 +215,9 @@ def _tier1b(doc: Mapping[str, Any]) -> list[str]:
         src = json.loads(path.read_text())
     t1b = src["tier1b_ray_tune"]
     sc = src["scenario"]
-    head = ["| scheduler | compute to target | best loss at budget | recoverable recovered | unrecoverable stopped "
-            "| interventions on healthy | explosion latency |", "|---|---|---|---|---|---|---|"]
+    head = ["| scheduler | compute lost share | faulty usable | healthy interventions | healthy pruned | regret "
+            "| compute to target | best loss at budget | recoverable recovered | unrecoverable stopped | explosion latency |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     return ["", f"Tier 1b: the same kind of population through REAL Ray Tune (scenario `{sc['path']}`: {sc['trials']} trials x "
             f"{sc['max_reports']} reports, budget {sc['budget']}, target {sc['target']}; seeds {t1b.get('seeds')}; "
             f"{t1b.get('elapsed_s')} s; actions inferred from each trial's report log, see benchmarks/ray_tier.py; "

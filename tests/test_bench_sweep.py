@@ -43,7 +43,7 @@ def mini(tmp_path: Path) -> Path:
 
 def test_miniature_sweep_writes_every_key(mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(overhead, "run", lambda schedulers=(), sizes=(1, 100, 1000): {
-        n: {str(s): overhead.measure(n, s, overhead._results(10)) for s in (1, 100)} for n in schedulers})
+        n: {str(s): overhead.measure(n, s, overhead._results(60), history=20, min_decisions=20) for s in (1, 100)} for n in schedulers})
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# B\n\nkeep me\n<!-- sweep:begin -->\nOLD-SECTION-TEXT\n<!-- sweep:end -->\ntail stays\n")
     monkeypatch.setattr(report, "BENCHMARKS_MD", md)
@@ -64,7 +64,7 @@ def test_miniature_sweep_writes_every_key(mini: Path, tmp_path: Path, monkeypatc
 
 def _fast_overhead(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(overhead, "run", lambda schedulers=(), sizes=(1, 100, 1000): {
-        n: {str(s): overhead.measure(n, s, overhead._results(10)) for s in (1, 100)} for n in schedulers})
+        n: {str(s): overhead.measure(n, s, overhead._results(60), history=20, min_decisions=20) for s in (1, 100)} for n in schedulers})
 
 
 def _without_timing(doc: dict) -> dict:
