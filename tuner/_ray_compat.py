@@ -81,16 +81,20 @@ __all__ = [
     "prioritize_trial",
     "protect_checkpoint",
     "release_checkpoint",
+    "sync_down_root_files",
     "trial_error",
     "trial_folder",
     "unprotect_checkpoint",
     "will_retry",
 ]
 
-def as_checkpoint(checkpoint: Checkpoint | str | Path) -> Checkpoint:
-    """A Ray ``Checkpoint`` from a checkpoint or a local directory path (from saved state)."""
+def as_checkpoint(checkpoint: Checkpoint | str | Path, filesystem: Any = None) -> Checkpoint:
+    """A Ray ``Checkpoint`` from a checkpoint or a directory path (from saved state) on
+    ``filesystem`` (a pyarrow filesystem; None: the local one)."""
     if isinstance(checkpoint, Checkpoint):
         return checkpoint
+    if filesystem is not None:
+        return Checkpoint(str(checkpoint), filesystem=filesystem)
     return Checkpoint.from_directory(str(checkpoint))
 
 
@@ -112,6 +116,39 @@ def experiment_dir(trial: Trial) -> Path:
     if storage.storage_filesystem.type_name == "local":
         return Path(storage.experiment_fs_path)
     return Path(storage.experiment_driver_staging_path)
+
+
+def _storage_filesystem(trial: Trial) -> Any:
+    """The trial's pyarrow storage filesystem (None when it has no storage context)."""
+    storage = getattr(trial, "storage", None)
+    return None if storage is None else storage.storage_filesystem
+
+
+def sync_down_root_files(trial: Trial) -> list[str]:
+    """On cloud storage, download the experiment's top-level files that the driver's local
+    copy (:func:`experiment_dir`) lacks; returns their names.
+
+    Ray's restore brings back only the ``*.json``/``*.pkl`` files of the experiment root;
+    Smart Tuner's ``interventions.jsonl`` and ``recovery.db`` must come back too, before the
+    scheduler opens them, or Ray's next upload would replace them with fresh ones.
+    """
+    import pyarrow.fs
+
+    storage = trial.storage
+    if storage.storage_filesystem.type_name == "local":
+        return []
+    fs, root = storage.storage_filesystem, storage.experiment_fs_path
+    local = Path(storage.experiment_driver_staging_path)
+    fetched = []
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True)):
+        name = info.path.rsplit("/", 1)[-1]
+        if info.type != pyarrow.fs.FileType.File or (local / name).exists():
+            continue
+        local.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(info.path) as src, open(local / name, "wb") as dst:
+            dst.write(src.read())
+        fetched.append(name)
+    return fetched
 
 
 def latest_checkpoint(trial: Trial) -> tuple[Checkpoint, dict[str, Any]] | None:
@@ -205,7 +242,8 @@ def mutate_trial(
         trial._restore_checkpoint_result = None
     else:
         manager._latest_checkpoint_result = _TrainingResult(
-            checkpoint=as_checkpoint(checkpoint), metrics=dict(metrics or {})
+            checkpoint=as_checkpoint(checkpoint, _storage_filesystem(trial)),
+            metrics=dict(metrics or {})
         )
     trial.invalidate_json_state()
     trial.run_metadata.invalidate_cache()

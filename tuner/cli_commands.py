@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 from tuner.folders import check_writable, make_folder
+from tuner.storage import fetch_experiment, is_empty, is_remote, publish_report, write_text
+from tuner.storage import join as storage_join
 from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner,
                          check_resumed_dataset, check_sweep, default_name, ensure_dataset,
                          resolve_storage, restore_tuner, smart_config)
@@ -42,7 +44,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if "/" in name or name in (".", ".."):
         raise SweepError(f"--name {name!r} must be a plain folder name without '/'")
     experiment_dir = Path(storage) / name
-    if "://" not in storage and experiment_dir.exists() and any(experiment_dir.iterdir()):
+    taken = not is_empty(storage_join(storage, name)) if is_remote(storage) else \
+        experiment_dir.exists() and any(experiment_dir.iterdir())
+    if taken:
         raise SweepError(
             f"experiment {name!r} already exists in {storage}; pick another --name or continue it "
             f"with `smart-tuner resume {name} --storage {storage}`")
@@ -63,10 +67,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
             settings.save()
             (experiment_dir / SMART_CONFIG_FILE).write_text(
                 yaml.safe_dump(overrides, sort_keys=False))
+        else:
+            settings.save()
+            write_text(storage_join(settings.experiment_uri, SMART_CONFIG_FILE),
+                       yaml.safe_dump(overrides, sort_keys=False))
     print(f"smart-tuner: sweep {name!r}: {settings.num_samples} trials, {settings.max_concurrent} "
-          f"at a time, scheduler {settings.scheduler}, folder {experiment_dir}", flush=True)
-    start_ray(args.verbose, experiment_dir)
-    return _finish(settings, _fit(tuner, settings).experiment_path, cfg)
+          f"at a time, scheduler {settings.scheduler}, folder {settings.experiment_uri}", flush=True)
+    start_ray(args.verbose, settings.experiment_uri if is_remote(storage) else experiment_dir)
+    _fit(tuner, settings)
+    return _finish(settings, settings.experiment_uri, cfg)   # a URI too (Ray's drops s3://)
 
 
 @contextlib.contextmanager
@@ -89,32 +98,39 @@ def _new_experiment(experiment_dir: Path, local: bool) -> Iterator[None]:
 def cmd_resume(args: argparse.Namespace) -> int:
     """``smart-tuner resume NAME``: Tuner.restore with unfinished and errored trials resumed."""
     storage = resolve_storage(args.storage)
-    experiment_dir = Path(storage) / args.name
-    if not experiment_dir.is_dir():
+    experiment_dir = storage_join(storage, args.name)
+    if is_empty(experiment_dir) if is_remote(storage) else not Path(experiment_dir).is_dir():
         raise SweepError(f"no experiment {args.name!r} in {storage}; check NAME and --storage "
                          "(default ./runs)")
     settings = SweepSettings.load(experiment_dir)
-    check_writable(experiment_dir, "--storage: experiment folder")  # Ray writes there at once
+    if not is_remote(storage):
+        check_writable(experiment_dir, "--storage: experiment folder")  # Ray writes there at once
     if settings.storage != storage:  # the folder was moved: follow it
         settings = SweepSettings(**{**settings.__dict__, "storage": storage})
     check_resumed_dataset(experiment_dir)   # a damaged feature cache: one line, before Ray
     print(f"smart-tuner: resuming sweep {args.name!r} in {experiment_dir}", flush=True)
-    start_ray(args.verbose, experiment_dir)
-    return _finish(settings, _fit(restore_tuner(settings), settings).experiment_path)
+    start_ray(args.verbose, experiment_dir if is_remote(storage) else Path(experiment_dir))
+    _fit(restore_tuner(settings), settings)
+    return _finish(settings, settings.experiment_uri)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``smart-tuner analyze NAME|PATH``: write report.md + curves (+ report.html) and print it.
 
     NAME is looked up in --storage; a path (one with a '/', or an existing folder when --storage is
-    not given) is used as the experiment folder itself.
+    not given) is used as the experiment folder itself. A remote --storage (s3://...) is read
+    into a local working copy and report.md + curves are uploaded back (tuner/storage.py).
     """
     from tuner.analysis import analyze
     from tuner.analysis_report import to_markdown, write_html, write_report
 
-    experiment_dir = experiment_folder(args.name, args.storage)
-    analysis = analyze(experiment_dir)
-    path = write_report(analysis)
+    storage = resolve_storage(args.storage)
+    if is_remote(storage):
+        analysis = analyze(fetch_experiment(storage, args.name))
+        path = publish_report(storage, args.name, write_report(analysis))
+    else:
+        analysis = analyze(experiment_folder(args.name, args.storage))
+        path = str(write_report(analysis))
     print(to_markdown(analysis))
     print(f"report: {path}")
     if args.html:
@@ -241,12 +257,13 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None,
     from tuner.analysis import analyze
     from tuner.analysis_report import ranked, summary_table, write_report
 
-    experiment_dir = settings.experiment_dir
+    experiment_dir = fetch_experiment(settings.storage, settings.name)
     analysis = analyze(experiment_dir, cfg)
     for trial in analysis.trials:
         if trial.trial_id in interrupted:
             trial.outcome = "interrupted"
-    report = write_report(analysis)
+    local_report = write_report(analysis)
+    report = publish_report(settings.storage, settings.name, local_report)  # remote: uploaded
     order = ranked(analysis, settings.metric, settings.mode)
     checkpoints = best_checkpoints(experiment_dir, settings.metric, settings.mode)
     best = order[0] if order and settings.metric in order[0].final else None
@@ -268,8 +285,8 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None,
             print(f"checkpoint:  {checkpoints[best.trial_id]}")
     print(f"report:      {report}")
     print(f"MLflow:      mlflow ui --backend-store-uri {settings.tracking_uri}")
-    print(f"TensorBoard: tensorboard --logdir {experiment_dir}")
-    _summary_to_mlflow(settings, analysis, report, best,
+    print(f"TensorBoard: tensorboard --logdir {settings.experiment_uri}")
+    _summary_to_mlflow(settings, analysis, local_report, best,
                        None if best is None else checkpoints.get(best.trial_id))
     return analysis
 

@@ -136,6 +136,8 @@ class SmartScheduler(TrialScheduler):
         sup = self._supervisor
         if sup is None:
             folder = self.experiment_dir or (_ray_compat.experiment_dir(trial) if trial else None)
+            if self.experiment_dir is None and trial is not None:
+                _ray_compat.sync_down_root_files(trial)   # cloud storage: resume needs them local
             sup = Supervisor(self.config, folder, **self._options)
             for fn in self._listeners:
                 sup.add_listener(fn)

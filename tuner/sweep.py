@@ -24,6 +24,8 @@ from tuner.contract import SMART_CONFIG_FILE, SWEEP_FILE
 from tuner.errors import UserError, read_yaml
 from tuner.folders import check_writable, make_folder
 from tuner.search_space import SCHEDULERS, SearchSpace
+from tuner.storage import is_remote, read_text, working_copy, write_text
+from tuner.storage import join as storage_join
 
 __all__ = [
     "SweepError",
@@ -67,22 +69,35 @@ class SweepSettings:
     keep_checkpoints: int | None = 1
 
     @property
+    def experiment_uri(self) -> str:
+        """``<storage>/<name>``: a local folder or a URI (``s3://bucket/prefix/name``)."""
+        return storage_join(self.storage, self.name)
+
+    @property
     def experiment_dir(self) -> Path:
+        """The local experiment folder (for remote storage its working copy, tuner/storage.py)."""
+        if is_remote(self.storage):
+            return working_copy(self.experiment_uri)
         return Path(self.storage) / self.name
 
-    def save(self) -> Path:
-        path = self.experiment_dir / SWEEP_FILE
-        path.write_text(json.dumps(asdict(self), indent=2))
+    def save(self) -> str:
+        path = storage_join(self.experiment_uri, SWEEP_FILE)
+        if is_remote(path):
+            write_text(path, json.dumps(asdict(self), indent=2))
+        else:
+            Path(path).write_text(json.dumps(asdict(self), indent=2))
         return path
 
     @classmethod
-    def load(cls, experiment_dir: Path) -> SweepSettings:
-        path = experiment_dir / SWEEP_FILE
-        if not path.is_file():
+    def load(cls, experiment_dir: str | Path) -> SweepSettings:
+        path = storage_join(str(experiment_dir), SWEEP_FILE)
+        try:
+            text = read_text(path) if is_remote(path) else Path(path).read_text()
+        except (FileNotFoundError, IsADirectoryError):
             raise SweepError(
                 f"{path} not found: {experiment_dir} was not started by `smart-tuner tune`; "
-                "check NAME and --storage")
-        return cls(**json.loads(path.read_text()))
+                "check NAME and --storage") from None
+        return cls(**json.loads(text))
 
 
 def resolve_storage(storage: str | None) -> str:
@@ -331,5 +346,5 @@ def restore_tuner(settings: SweepSettings) -> Any:
     """``Tuner.restore`` of a sweep, unfinished and errored trials resumed."""
     from ray import tune
 
-    return tune.Tuner.restore(str(settings.experiment_dir), trainable=_trainable(settings),
+    return tune.Tuner.restore(settings.experiment_uri, trainable=_trainable(settings),
                               resume_unfinished=True, resume_errored=True)
