@@ -11,7 +11,8 @@ its own local Ray with ``--concurrent`` logical CPUs; each trial takes one, so u
 healthy contract-metric results (no sleep, no checkpoint) and ends: what is measured is the cost
 of Ray Tune plus the scheduler per trial, not training.
 
-Per run it records: ``wall_s`` (Tuner.fit only, Ray start-up excluded), ``driver_peak_rss_mib``,
+Per run it records: ``wall_s`` (Tuner.fit only, Ray start-up excluded), ``scheduler_hook_s`` (wall
+time inside the scheduler's hooks, summed), ``driver_peak_rss_mib``,
 ``folder_mib`` and ``files`` of the experiment folder, trials terminated/errored, and for Smart
 the number of interventions (0 expected: the trials are healthy). The summary's ``ratio`` is
 Smart's median wall time over FIFO's. Ray's own 10,000-trial release test takes 715 s against
@@ -61,14 +62,37 @@ def folder_size(path: Path) -> tuple[int, int]:
     return total, files
 
 
+HOOKS = ("on_trial_add", "on_trial_result", "on_trial_complete", "on_trial_error",
+         "on_trial_remove", "choose_trial_to_run")
+
+
+def _timed(cls: type) -> type:
+    """A subclass of scheduler ``cls`` that adds the wall time spent in its hooks to
+    ``hook_seconds`` (what the scheduler itself costs the driver)."""
+
+    def wrap(name: str) -> Any:
+        method = getattr(cls, name)
+
+        def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self.hook_seconds += time.perf_counter() - t0
+        return timed
+
+    return type(f"Timed{cls.__name__}", (cls,), {"hook_seconds": 0.0,
+                                                 **{h: wrap(h) for h in HOOKS}})
+
+
 def _scheduler(kind: str) -> Any:
     if kind == "fifo":
         from ray.tune.schedulers import FIFOScheduler
 
-        return FIFOScheduler()
+        return _timed(FIFOScheduler)()
     from tuner.scheduler import SmartScheduler
 
-    return SmartScheduler(echo=False)
+    return _timed(SmartScheduler)(echo=False)
 
 
 def child(kind: str, trials: int, reports: int, concurrent: int, storage: str) -> dict[str, Any]:
@@ -97,7 +121,8 @@ def child(kind: str, trials: int, reports: int, concurrent: int, storage: str) -
            "folder_mib": round(size / 2**20, 2), "files": files,
            "terminated": sum(r.error is None for r in grid),
            "errored": sum(r.error is not None for r in grid),
-           "iterations": sum(int(r.metrics.get("training_iteration", 0)) for r in grid)}
+           "iterations": sum(int(r.metrics.get("training_iteration", 0)) for r in grid),
+           "scheduler_hook_s": round(scheduler.hook_seconds, 2)}
     if kind == "smart":
         out["interventions"] = len(scheduler.interventions)
     ray.shutdown()
