@@ -2,6 +2,7 @@
 
     python -m benchmarks.scale --trials 2000 --reports 4 [--concurrent 8] [--repeats 1]
                                [--out benchmarks/results/scale.json]
+    python -m benchmarks.scale --hooks-only --trials 2000 --reports 4   # no Ray: hooks alone
 
 Each scheduler runs in its own driver process (``python -m benchmarks.scale --child ...``), one
 after the other in the order FIFO, Smart (repeated ``--repeats`` times, alternating), so that the
@@ -129,6 +130,44 @@ def child(kind: str, trials: int, reports: int, concurrent: int, storage: str) -
     return out
 
 
+def hooks_only(trials: int, reports: int, concurrent: int) -> dict[str, Any]:
+    """SmartScheduler's hooks alone, without Ray: ``trials`` trials in waves of ``concurrent``
+    (add, ``reports`` results each, round-robin, complete) on the benchmark harness's stand-in
+    trials and controller (``benchmarks/drivers.py``), state written to a temporary folder.
+    Returns the seconds spent in the hooks in total and per trial: the driver CPU the scheduler
+    adds, free of the machine's Ray noise."""
+    from benchmarks.drivers import RUNNING, SimController, SimTrial
+    from tuner.scheduler import SmartScheduler
+
+    with tempfile.TemporaryDirectory() as folder:
+        controller = SimController(save_fn=lambda t: None)
+        scheduler = SmartScheduler(experiment_dir=folder, echo=False)
+        t0 = time.perf_counter()
+        for start in range(0, trials, concurrent):
+            wave = [SimTrial(f"t{i:06d}", {"learning_rate": 1e-3})
+                    for i in range(start, min(trials, start + concurrent))]
+            controller.trials = wave
+            for t in wave:
+                t.status = RUNNING
+                scheduler.on_trial_add(controller, t)
+            for step in range(1, reports + 1):
+                loss = 1.0 / step
+                result = {"training.loss": loss, "validation.loss": loss * 1.05,
+                          "grad.norm": 1.0, "validation.attention_score": 0.5,
+                          "validation.gate_accuracy": 0.9, "overfitting.gap": 0.05,
+                          "validation.step": step, "training_iteration": step}
+                for t in wave:
+                    scheduler.on_trial_result(controller, t, result)
+            for t in wave:
+                scheduler.on_trial_complete(controller, t, result)
+                t.status = "TERMINATED"
+        total = time.perf_counter() - t0
+    return {"scheduler": "smart (hooks only, no Ray)", "trials": trials, "reports": reports,
+            "concurrent": concurrent, "hook_s": round(total, 2),
+            "per_trial_ms": round(1000 * total / trials, 2),
+            "interventions": len(scheduler.interventions)}
+
+
 def _run_child(kind: str, args: argparse.Namespace, storage: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         cmd = [sys.executable, "-m", "benchmarks.scale", "--child", kind, "--trials",
@@ -181,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrent", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default=None, help="also write the summary JSON here")
+    ap.add_argument("--hooks-only", action="store_true",
+                    help="time SmartScheduler's hooks alone, without Ray (seconds)")
     ap.add_argument("--child", choices=SCHEDULERS, help=argparse.SUPPRESS)
     ap.add_argument("--storage", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -188,6 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         result = child(args.child, args.trials, args.reports, args.concurrent, args.storage)
         Path(args.child_out).write_text(json.dumps(result))
+        return
+    if args.hooks_only:
+        print(json.dumps({**hooks_only(args.trials, args.reports, args.concurrent),
+                          "versions": _versions(), "uptime": _uptime()}))
         return
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.uptime_before = _uptime()
