@@ -9,7 +9,7 @@ How Smart Tuner's own files live with a remote experiment ``<uri>/<name>``:
 
 - ``smart_tuner_sweep.json`` and ``smart_tuner_config.yaml`` are written straight to the URI by
   ``tune`` and read from there by ``resume``;
-- ``interventions.jsonl``, ``smart_tuner_state.json`` and ``recovery.db`` are written by the
+- ``interventions.jsonl``, ``smart_tuner_state.jsonl`` and ``recovery.db`` are written by the
   SmartScheduler into the driver's local copy of the experiment folder (Ray's driver staging
   folder), which Ray uploads to the URI at each experiment checkpoint and at the end of the
   sweep; ``resume`` downloads them back before the scheduler reads them
