@@ -132,7 +132,7 @@ def test_sweep_tracks_to_mlflow_server_and_optuna_on_postgres(
     space.write_text(SPACE.format(corpus=corpus_dir, cache=tmp_path / "features",
                                   recovery=postgres["recovery"]))
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_ADDRESS": "local", "MLFLOW_TRACKING_URI": mlflow_server}
+           "RAY_ADDRESS": "local", "RAY_memory_monitor_refresh_ms": "0", "MLFLOW_TRACKING_URI": mlflow_server}
     with open(tmp_path / "tune.log", "w") as log:   # a fresh driver with its own local Ray
         proc = subprocess.run([sys.executable, "-m", "tuner.cli", "tune", "--search-space",
                                str(space), "--storage", str(tmp_path / "runs"), "--name", "pg1"],

@@ -141,7 +141,7 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     """``smart-tuner ARGS`` in a fresh process with its own local Ray (whose workers inherit
     ``env``); stdout and stderr also go to ``cwd/<command>-<n>.log``."""
     full = {**os.environ, **env, "PYTHONPATH": str(REPO), "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_ADDRESS": "local"}
+            "RAY_ADDRESS": "local", "RAY_memory_monitor_refresh_ms": "0"}
     log = cwd / f"{args[0]}-{len(list(cwd.glob('*.log')))}.log"
     with open(log, "w") as out:
         proc = subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=full, cwd=cwd,
