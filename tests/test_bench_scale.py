@@ -38,6 +38,6 @@ def test_timed_scheduler_adds_hook_time_and_keeps_results() -> None:
 
 
 def test_hooks_only_runs_every_trial_through_smart_scheduler() -> None:
-    out = hooks_only(trials=10, reports=3, concurrent=4)
-    assert out["trials"] == 10 and out["interventions"] == 0   # healthy trials: left alone
-    assert out["hook_s"] > 0   # at least opening the recovery study in SQLite
+    out = hooks_only(trials=100, reports=3, concurrent=4)
+    assert out["trials"] == 100 and out["interventions"] == 0   # healthy trials: left alone
+    assert out["hook_s"] > 0   # 400 hook calls take more than the 5 ms that round to 0.0
