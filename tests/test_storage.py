@@ -178,8 +178,6 @@ def test_s3_storage_tune_resume_analyze(s3_env: dict[str, str], corpus_dir: Path
     # Ray's next upload does not replace the recovery study or the interventions with new ones
     resume = _cli(["resume", "s1", "--storage", storage], env, tmp_path)
     assert resume.returncode == 0, resume.stderr[-3000:]
-    assert "Using an existing study" in resume.stderr + resume.stdout
-    assert "1 (mutate)" in resume.stdout
     after = _objects(s3_env, "sweeps/s1/")
     assert after["interventions.jsonl"].decode().splitlines() == interventions
     assert _study_trials(after["recovery.db"], tmp_path) == asked
