@@ -112,7 +112,7 @@ class AttentionRule:
     critical: float = field(metadata=_range(0, 1))
     degrading_window: int = field(metadata={"ge": 2})
     degrading_drop: float = field(metadata=_gt(0))
-    critical_after: int = field(default=10, metadata={"ge": 0})
+    critical_after: int = field(default=20, metadata={"ge": 0})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
