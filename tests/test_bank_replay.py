@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.record_bank import BANK_DIR, SHOWS, load, replay
+from benchmarks.record_bank import BANK_DIR, KNOWN_MISSES, SHOWS, load, replay
 
 RECORDINGS = sorted(BANK_DIR.glob("*.json"))
 
@@ -27,6 +27,8 @@ def test_replay(path: Path) -> None:
     got = replay(doc)
     if shows == "healthy":
         assert got["action"] is None, (what, got)
+    elif doc["name"] in KNOWN_MISSES:   # a natural failure the rules miss: still missed, and why
+        assert got["action"] is None, ("detected now: drop it from KNOWN_MISSES", got)
     else:
         assert got["action"] is not None, (what, got)
         assert got["report"] >= onset, (what, got)
