@@ -138,7 +138,11 @@ def test_parent_and_child_runs_read_back_through_client_and_server(
     exp_dir = tmp_path / "exp"
     exp_dir.mkdir()
     (exp_dir / "smart_tuner_config.yaml").write_text("training_recovery: {min_training_time: 0}\n")
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # Ray's workers find `tests._trainable` through the driver's current folder, which is now
+    # tmp_path: hand them the repository root instead
+    repo = str(Path(__file__).resolve().parents[1])
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": repo}})
     try:
         callback = MLflowCallback(experiment_name="exp", experiment_dir=exp_dir)
         tune.Tuner(
