@@ -44,7 +44,11 @@ def test_config_stream_is_seeded_and_reaches_the_unstable_region() -> None:
 
 
 @pytest.mark.timeout(1500)
-def test_smoke_two_short_real_trials(corpus_dir: Path, tmp_path: Path) -> None:
+def test_smoke_two_short_real_trials(corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # real_sweep.run switches off Ray's result loggers and new console for its own process;
+    # set them here so they are undone after the test (they broke test_trainable_ray after it)
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "0")
     sc = yaml.safe_load(REAL.read_text())
     sc["fixed"].update(cache_dir=str(tmp_path / "cache"), warmup_steps=1)
     sc["spike"] = {"after_step": 3, "factor": 20.0}
