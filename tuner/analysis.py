@@ -124,28 +124,6 @@ def split_segments(results: Sequence[Mapping[str, Any]]) -> list[list[Mapping[st
     return segments
 
 
-def diagnose_history(results: Sequence[Mapping[str, Any]], cfg: Any) -> list[Any]:
-    """First occurrence of each (kind, severity) found by ``tuner.rules.diagnose``, result by result.
-
-    Returns Problem objects in order of appearance. Results that miss a metric the rules need
-    are skipped (the trial died before its first validation, for instance).
-    """
-    from tuner.history import MissingMetricError
-    from tuner.rules import diagnose
-
-    seen: dict[tuple[str, str], Any] = {}
-    for segment in split_segments(results):
-        rows = [{k: v for k, v in r.items() if _num(v) is not None} for r in segment]
-        for i in range(len(rows)):
-            try:
-                problems = diagnose(rows[: i + 1], cfg)
-            except MissingMetricError:
-                continue
-            for p in problems:
-                seen.setdefault((p.kind, p.severity), p)
-    return list(seen.values())
-
-
 def _training_step(result: Mapping[str, Any], index: int) -> float:
     v = _num(result.get("training.step"))
     return v if v is not None else _step_of(result, index)
@@ -167,10 +145,12 @@ def _held_back(problem: Any, result: Mapping[str, Any], cfg: Any) -> bool:
 
 
 def diagnose_trial(results: Sequence[Mapping[str, Any]], cfg: Any) -> list[tuple[Any, bool]]:
-    """``diagnose_history`` with, for each finding, whether the guards held it back.
+    """Each finding of ``tuner.rules.diagnose``, result by result, with whether the guards held it
+    back.
 
-    First occurrence of each (kind, severity, held back): an attention collapse held back early
-    and the same collapse after the guards are two findings.
+    First occurrence of each (kind, severity, held back), in order of appearance: an attention
+    collapse held back early and the same collapse after the guards are two findings. Results
+    that miss a metric the rules need are skipped (the trial died before its first validation).
     """
     from tuner.history import MissingMetricError
     from tuner.rules import diagnose
