@@ -171,5 +171,7 @@ def test_lost_node_resumes_the_trial_unchanged(cluster, corpus_dir: Path, tmp_pa
     assert load_checkpoint(newest)["attempt"] == 2
 
     # the summary table calls it finished
-    row = next(line for line in text.splitlines() if line.startswith(trial_id))
+    # (after the progress tables; each row starts with "* " for the best trial or two spaces)
+    summary = text.split("Summary, ranked by", 1)[1]
+    row = next(line for line in summary.splitlines() if line[2:].startswith(trial_id))
     assert "finished" in row.split(), row
