@@ -17,11 +17,12 @@ import math
 import random
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, Union
 
 import numpy as np
 
 from benchmarks.scenario import Scenario
+from tuner.contract import ActionKind
 
 NAN_METRICS = ("training.loss", "validation.loss", "grad.norm")
 
@@ -29,10 +30,20 @@ NAN_METRICS = ("training.loss", "validation.loss", "grad.norm")
 PENDING, RUNNING, PAUSED, TERMINATED = "PENDING", "RUNNING", "PAUSED", "TERMINATED"
 
 
+# What a compared scheduler did to a trial, as the benchmark records it (TrialRecord.actions):
+# Smart Tuner's ActionKind (tuner/contract.py) or what Ray's baselines do: ASHA prunes, PBT exploits
+# or pauses; "restore" is a rollback seen only from Ray's side (benchmarks/ray_tier.py) and "cut"
+# a real trial that ended early without one (benchmarks/real_sweep.py).
+BaselineAction = Literal["prune", "exploit", "pause", "restore", "cut"]
+TrialAction = Union[ActionKind, BaselineAction]
+# What the harness then does with the trial.
+Step = Literal["continue", "stop", "restore", "pause"]
+
+
 @dataclass
 class Verdict:
-    kind: str                                  # "continue" | "stop" | "restore" | "pause"
-    action: str = "continue"                   # what it was: stop / mutate / restart / exploit / pause
+    kind: Step
+    action: TrialAction = "continue"           # what it was: stop / mutate / restart / exploit / pause
     config: dict[str, Any] | None = None
     checkpoint: Any = None
 

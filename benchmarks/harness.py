@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from benchmarks.drivers import DRIVERS, PAUSED, RUNNING, TERMINATED, SimController, SimTrial
+from benchmarks.drivers import DRIVERS, PAUSED, RUNNING, TERMINATED, SimController, SimTrial, TrialAction
 from benchmarks.scenario import Scenario, TrialSpec, trial_stream
 from benchmarks.surrogate import Calibration, SurrogateTrial
 from benchmarks.usable import is_usable
 
 SMOOTH = 3
-PRUNING_ACTIONS = frozenset({"prune", "exploit"})   # ASHA's and PBT's normal work: healthy_pruned
+# ASHA's and PBT's normal work: healthy_pruned
+PRUNING_ACTIONS: frozenset[TrialAction] = frozenset({"prune", "exploit"})
 
 
 def smoothed(window: deque[float]) -> float | None:
@@ -54,7 +55,7 @@ class TrialRecord:
     healthy: bool                             # ground truth: the unscheduled trial shows no fault
     reports: int = 0                          # compute this trial used (trial-reports)
     manifested_at: int | None = None          # this trial's report count when the fault first acted
-    actions: list[tuple[int, str]] = field(default_factory=list)   # (report count, action)
+    actions: list[tuple[int, TrialAction]] = field(default_factory=list)   # (report count, action)
     stopped: bool = False
     finished: bool = False
     recovered: bool = False

@@ -29,6 +29,7 @@ from typing import Any
 
 from tests.e2e_helpers import _metrics
 from tuner.config import config_from_dict
+from tuner.contract import RECOVERY_ACTIONS
 from tuner.recovery import RecoveryPlanner
 from tuner.supervisor import Supervisor
 from tuner.supervisor_state import JOURNAL_FILE
@@ -70,7 +71,7 @@ def measure(trials: int, reports: int, interventions: int, folder: Path) -> dict
     for trial_id in ids[:interventions]:
         config = sup.expected_config(trial_id)
         action = sup.on_result(trial_id, config, _metrics(reports + 1, 0.1, True), None, now=0.0)
-        assert action.kind in ("mutate", "restart"), action
+        assert action.kind in RECOVERY_ACTIONS, action
     intervention_saves = list(saves)
     saves.clear()
     save_cpu.clear()

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from tuner.contract import CONTRACT_METRICS, fmt, fmt_value, numeric
+from tuner.contract import (ACTION_KINDS, CONTRACT_METRICS, RECOVERY_ACTIONS, ActionKind, fmt, fmt_value,
+                            numeric)
 
 
 @pytest.mark.parametrize("result, expected", [
@@ -40,3 +41,17 @@ def test_contract_imports_neither_torch_nor_ray() -> None:
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
     assert len(set(CONTRACT_METRICS)) == len(CONTRACT_METRICS) == 13
+
+
+def test_one_action_kind_names_what_happens_to_a_trial() -> None:
+    from typing import get_args, get_type_hints
+
+    from benchmarks.drivers import Verdict
+    from tuner.interventions import Intervention
+    from tuner.policy import Decision
+    from tuner.supervisor import Action
+
+    for cls, name in ((Decision, "action"), (Action, "kind"), (Intervention, "action")):
+        assert get_type_hints(cls)[name] == ActionKind, cls
+    assert ActionKind in get_args(get_type_hints(Verdict)["action"])   # and the baselines' prune, ...
+    assert set(RECOVERY_ACTIONS) < set(ACTION_KINDS) and len(set(ACTION_KINDS)) == len(ACTION_KINDS) == 6

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
-from tuner.contract import SMART_CONFIG_FILE, fmt_value, numeric
+from tuner.contract import RECOVERY_ACTIONS, SMART_CONFIG_FILE, fmt_value, numeric
 
 __all__ = [
     "ExperimentNotFoundError",
@@ -197,7 +197,7 @@ def _intervention_issue(iv: Mapping[str, Any], later: Sequence[Mapping[str, Any]
         "; ".join(str(r) for r in iv.get("reasons") or []) or "no problem recorded"
     action = str(iv.get("action", "?"))
     text = f"{what}; {action}"
-    if action in ("mutate", "restart"):
+    if action in RECOVERY_ACTIONS:
         text += f": {_changes(iv.get('old_config') or {}, iv.get('new_config') or {})}"
         back = iv.get("rolled_back_to")
         text += f", rolled back to validation {back}" if back is not None else ", from scratch"
@@ -281,7 +281,7 @@ def _outcome(record: TrialRecord, ivs: Sequence[Mapping[str, Any]],
         return "diverged"
     if record.error and not _survived(record, ivs):
         return "crashed"
-    if any(iv.get("action") in ("mutate", "restart") for iv in ivs):
+    if any(iv.get("action") in RECOVERY_ACTIONS for iv in ivs):
         return "recovered"
     return "finished"
 

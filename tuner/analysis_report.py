@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from tuner.analysis import SUMMARY_METRICS, Analysis, TrialAnalysis
-from tuner.contract import fmt_value
+from tuner.contract import RECOVERY_ACTIONS, fmt_value
 
 __all__ = ["summary_rows", "summary_table", "to_markdown", "write_report", "write_html", "ranked",
            "CURVE_METRICS"]
@@ -26,7 +26,7 @@ def _lr(t: TrialAnalysis) -> str:
     start = t.config.get("learning_rate")
     text = fmt_value(float(start)) if isinstance(start, (int, float)) else "-"
     changes = [iv.get("new_config", {}).get("learning_rate") for iv in t.interventions
-               if iv.get("action") in ("mutate", "restart")]
+               if iv.get("action") in RECOVERY_ACTIONS]
     changes = [c for c in changes if isinstance(c, (int, float))]
     if changes:
         text += " -> " + fmt_value(float(changes[-1]))

@@ -1,13 +1,14 @@
 """The names every layer shares (ARCHITECTURE.md's contract), defined once: no torch, no Ray.
 
 The metrics a trainable reports, the hyperparameters an intervention records, the restart
-generation key, the experiment folder's file names, `numeric` (the numbers of a result) and the
-two number formats: `fmt` for detection messages, `fmt_value` for tables and records.
+generation key, the experiment folder's file names, the kinds of action taken on a trial
+(`ActionKind`), `numeric` (the numbers of a result) and the two number formats: `fmt` for
+detection messages, `fmt_value` for tables and records.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 # ---------------------------------------------------------------- metrics (contract names)
 TRAINING_LOSS = "training.loss"
@@ -40,6 +41,16 @@ HYPERPARAMETERS: tuple[str, ...] = (
     "guided_attention_weight", "gate_loss_weight", "gate_threshold", "gate_pos_weight", "seed",
     "reset_attention", "lr_restart", GENERATION_KEY,
 )
+
+# ---------------------------------------------------------------- what happens to a trial
+# Decision.action (policy), Action.kind (supervisor), Intervention.action (the records) and the
+# benchmark's Verdict.action: plain strings, so records and JSON keep them as they are.
+# continue: nothing (never recorded); mutate: roll back to the last healthy checkpoint with new
+# hyperparameters; restart: from scratch with new hyperparameters; stop: early stopping or a spent
+# recovery budget; retry: after a crash or out of memory; resume: unchanged, after a lost node.
+ActionKind = Literal["continue", "mutate", "restart", "stop", "retry", "resume"]
+ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
+RECOVERY_ACTIONS: tuple[ActionKind, ...] = ("mutate", "restart")   # what the recovery planner proposes
 
 # ---------------------------------------------------------------- experiment folder
 INTERVENTIONS_FILE = "interventions.jsonl"      # one Intervention per line
@@ -82,9 +93,10 @@ def fmt_value(value: Any) -> str:
 
 
 __all__ = [
-    "ATTENTION_SCORE", "CONTRACT_METRICS", "DIAGONALITY", "EARLY_STOP_FRACTION", "GATE_ACCURACY",
-    "GENERATION_KEY", "GRAD_NORM", "HYPERPARAMETERS", "INTERVAL_STEPS", "INTERVENTIONS_FILE",
-    "OVERFITTING_GAP", "OVERFLOW_STEPS", "RECOVERY_DB", "RESTORED_FROM_NAN", "SKIPPED_STEPS",
-    "SMART_CONFIG_FILE", "JOURNAL_FILE", "LEGACY_STATE_FILE", "SWEEP_FILE", "TRAINING_LOSS", "VALIDATION_LOSS",
-    "VALIDATION_STEP", "fmt", "fmt_value", "numeric",
+    "ACTION_KINDS", "ATTENTION_SCORE", "ActionKind", "CONTRACT_METRICS", "DIAGONALITY",
+    "EARLY_STOP_FRACTION", "GATE_ACCURACY", "GENERATION_KEY", "GRAD_NORM", "HYPERPARAMETERS",
+    "INTERVAL_STEPS", "INTERVENTIONS_FILE", "JOURNAL_FILE", "LEGACY_STATE_FILE", "OVERFITTING_GAP",
+    "OVERFLOW_STEPS", "RECOVERY_ACTIONS", "RECOVERY_DB", "RESTORED_FROM_NAN", "SKIPPED_STEPS",
+    "SMART_CONFIG_FILE", "SWEEP_FILE", "TRAINING_LOSS", "VALIDATION_LOSS", "VALIDATION_STEP", "fmt",
+    "fmt_value", "numeric",
 ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
-from tuner.contract import HYPERPARAMETERS, fmt_value
+from tuner.contract import HYPERPARAMETERS, RECOVERY_ACTIONS, ActionKind, fmt_value
 
 
 def hyperparameters(config: Mapping[str, Any] | None, keys: Iterable[str] = HYPERPARAMETERS) -> dict[str, Any]:
@@ -25,7 +25,7 @@ class Intervention:
     trial_id: str
     step: int                                   # validation.step of the result that triggered it
     time: float                                 # wall-clock time (s since the epoch)
-    action: str                                 # "mutate" | "restart" | "stop" | "retry" | "resume"
+    action: ActionKind                          # "mutate" | "restart" | "stop" | "retry" | "resume"
     problems: tuple[dict[str, Any], ...] = ()   # each: kind, severity, metric, value, threshold, step, message
     reasons: tuple[str, ...] = ()
     old_config: dict[str, Any] = field(default_factory=dict)   # hyperparameters only
@@ -34,7 +34,7 @@ class Intervention:
     held_back: tuple[dict[str, Any], ...] = ()  # problems seen with it but not acted on (guards, warnings)
 
     @classmethod
-    def create(cls, trial_id: str, step: int, time: float, action: str, problems: Iterable[Any] = (),
+    def create(cls, trial_id: str, step: int, time: float, action: ActionKind, problems: Iterable[Any] = (),
                reasons: Iterable[str] = (), old_config: Mapping[str, Any] | None = None,
                new_config: Mapping[str, Any] | None = None, rolled_back_to: int | None = None,
                held_back: Iterable[Any] = ()) -> Intervention:
@@ -61,7 +61,8 @@ class Intervention:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Intervention:
         return cls(trial_id=str(d["trial_id"]), step=int(d["step"]), time=float(d["time"]),
-                   action=str(d["action"]), problems=tuple(dict(p) for p in d.get("problems", ())),
+                   action=cast(ActionKind, str(d["action"])),
+                   problems=tuple(dict(p) for p in d.get("problems", ())),
                    reasons=tuple(d.get("reasons", ())), old_config=dict(d.get("old_config") or {}),
                    new_config=dict(d.get("new_config") or {}), rolled_back_to=d.get("rolled_back_to"),
                    held_back=tuple(dict(p) for p in d.get("held_back") or ()))
@@ -77,7 +78,7 @@ class Intervention:
         grad.norm 312.4 > 200.0 (critical) at validation 7) learning_rate 0.01 -> 0.004; rolled back
         to validation 5``."""
         # a stop is explained by its reason (early stopping, budget); a recovery by its worst problem
-        use_reason = self.reasons and (self.action not in ("mutate", "restart") or not self.problems)
+        use_reason = self.reasons and (self.action not in RECOVERY_ACTIONS or not self.problems)
         worst = self.reasons[-1] if use_reason else self.problems[0]["message"] if self.problems else ""
         kinds = ", ".join(dict.fromkeys(p["kind"] for p in self.problems)) or "no problem"
         changes = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in self.changes().items())

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from tuner.config import SmartConfig
+from tuner.contract import RECOVERY_ACTIONS, ActionKind
 from tuner.history import History
 from tuner.rules import Problem, diagnose
 
@@ -46,7 +47,7 @@ RESTART_KINDS = frozenset({"validation_loss", "training_degradation"})
 
 @dataclass(frozen=True)
 class Decision:
-    action: str                      # "continue" | "mutate" | "restart" | "stop"
+    action: ActionKind               # "continue" | "mutate" | "restart" | "stop"
     reasons: tuple[str, ...]
     problems: tuple[Problem, ...]
     healthy: bool                    # no critical problem that counts now (its checkpoint may be rolled
@@ -78,7 +79,7 @@ class TrialMonitor:
         self.always_critical: set[str] | None = None   # kinds critical at every report since (re)start
         self.best: float | None = None       # best early-stopping metric so far
         self.reports_since_best = 0
-        self.last_action = "continue"
+        self.last_action: ActionKind = "continue"
         self._budget_spent = False
 
     def guarded(self, now: float) -> bool:
@@ -96,20 +97,22 @@ class TrialMonitor:
         """
         self.history.append(result)
         problems = tuple(diagnose(self.history, self.cfg))
-        guarded = self.guarded(now)
-        acting = tuple(p for p in problems if _unambiguous(p)) if guarded else problems
-        critical = [p for p in problems if p.severity == "critical"]
-        healthy = not any(not guarded or _unambiguous(p) for p in critical)
-        kinds = {p.kind for p in critical}
+        # the one place the guards filter: what counts now, hence what a recovery answers
+        acting = tuple(p for p in problems if _unambiguous(p)) if self.guarded(now) else problems
+        healthy = not any(p.severity == "critical" for p in acting)
+        kinds = {p.kind for p in problems if p.severity == "critical"}
         self.always_critical = kinds if self.always_critical is None else self.always_critical & kinds
         self.ever_healthy = self.ever_healthy or healthy
         self._track_best()
-        action, reasons = self._decide(problems, now, guarded)
+        action, reasons = self._decide(problems, acting, now)
         self.last_action = action
-        needs = action in ("mutate", "restart") or (action == "stop" and self._budget_spent)
+        needs = action in RECOVERY_ACTIONS or (action == "stop" and self._budget_spent)
         return Decision(action, tuple(reasons), problems, healthy, acting, needs)
 
-    def _decide(self, problems: tuple[Problem, ...], now: float, guarded: bool) -> tuple[str, list[str]]:
+    def _decide(self, problems: tuple[Problem, ...], acting: tuple[Problem, ...],
+                now: float) -> tuple[ActionKind, list[str]]:
+        """The action and its reasons. A recovery is called for by the critical problems, or by
+        enough serious ones at once; it answers those of them that count now (in `acting`)."""
         rec = self.cfg.training_recovery
         critical = [p for p in problems if p.severity == "critical"]
         serious = [p for p in problems if p.severity == "serious"]
@@ -118,8 +121,8 @@ class TrialMonitor:
         reasons = [p.message for p in problems]
         self._budget_spent = False
         if trigger and rec.enabled:
-            acting = [p for p in trigger if not guarded or _unambiguous(p)]
-            if not acting:
+            answered = tuple(p for p in acting if p.severity == trigger[0].severity)
+            if not answered:
                 return "continue", reasons + [
                     f"recovery held back by the guards: {now - self.start_time:.0f} s of "
                     f"{rec.min_training_time:.0f} s, validation {self.history.step} of "
@@ -128,16 +131,16 @@ class TrialMonitor:
                 self._budget_spent = True
                 return "stop", reasons + [
                     f"recovery budget spent: {self.recoveries} of {rec.max_recoveries_per_trial} recoveries "
-                    f"used, and {acting[0].kind} needs another"]
-            action = self._recovery_action(acting)
+                    f"used, and {answered[0].kind} needs another"]
+            action = self._recovery_action(answered)
             why = "critical problem" if critical else f"{len(serious)} serious problems"
-            return action, reasons + [f"{action}: {why} ({', '.join(sorted({p.kind for p in acting}))})"]
+            return action, reasons + [f"{action}: {why} ({', '.join(sorted({p.kind for p in answered}))})"]
         stop = self._early_stop_reason()
         if stop:
             return "stop", reasons + [stop]
         return "continue", reasons
 
-    def _recovery_action(self, acting: list[Problem]) -> str:
+    def _recovery_action(self, acting: tuple[Problem, ...]) -> ActionKind:
         """restart: nothing healthy to roll back to, a problem critical since the first report,
         or a kind whose recovery is a restart; mutate otherwise."""
         if not self.ever_healthy:
@@ -168,7 +171,7 @@ class TrialMonitor:
                 f"for {self.reports_since_best} reports (patience {es.patience})")
 
     # ------------------------------------------------------------------ rollback
-    def rolled_back(self, now: float, action: str | None = None) -> None:
+    def rolled_back(self, now: float, action: ActionKind | None = None) -> None:
         """The trial was rolled back (mutate) or restarted: count it and restart the window.
 
         `action` defaults to the last decision's action. After a restart from scratch the
@@ -204,7 +207,7 @@ class TrialMonitor:
         always = d.get("always_critical")
         self.always_critical = None if always is None else set(always)
         self.reports_since_best = int(d["reports_since_best"])
-        self.last_action = str(d.get("last_action", "continue"))
+        self.last_action = cast(ActionKind, str(d.get("last_action", "continue")))
 
 
 __all__ = ["Decision", "TrialMonitor"]

@@ -45,7 +45,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tuner.config import Adjustment, SmartConfig
-from tuner.contract import GENERATION_KEY, RECOVERY_DB
+from tuner.contract import GENERATION_KEY, RECOVERY_DB, ActionKind
 from tuner.rules import Problem
 
 FLAGS = ("reset_attention", "lr_restart")
@@ -65,12 +65,18 @@ def param_name(kind: str, adjustment: Adjustment) -> str:
     return f"{kind}.{adjustment.param}.{adjustment.mode}"
 
 
+def answered(problems: Sequence[Problem]) -> list[Problem]:
+    """The problems a recovery answers, of those that count (Decision.acting): warnings only when
+    nothing more severe is present."""
+    return [p for p in problems if p.severity != "warning"] or list(problems)
+
+
 def plan(cfg: SmartConfig, problems: Sequence[Problem]) -> list[tuple[str, Adjustment]]:
-    """(kind, adjustment) pairs for `problems`: most severe first, one per hyperparameter."""
-    acting = [p for p in problems if p.severity != "warning"] or list(problems)
+    """(kind, adjustment) pairs for the `problems` a recovery answers: most severe first, one per
+    hyperparameter."""
     out: list[tuple[str, Adjustment]] = []
     seen: set[str] = set()
-    for problem in sorted(acting, key=lambda p: -p.rank):
+    for problem in sorted(answered(problems), key=lambda p: -p.rank):
         for adjustment in cfg.training_recovery.actions.get(problem.kind, ()):
             if adjustment.param not in seen:
                 seen.add(adjustment.param)
@@ -126,7 +132,7 @@ class RecoveryPlanner:
                                    direction="minimize", load_if_exists=True)
 
     def propose(self, trial_id: str, config: Mapping[str, Any], problems: Sequence[Problem],
-                action: str, baseline: float | None = None) -> dict[str, Any]:
+                action: ActionKind, baseline: float | None = None) -> dict[str, Any]:
         """The whole new config (a copy of `config`) with the adjustments for `problems`.
 
         Flags from an earlier recovery (reset_attention, lr_restart) are cleared first, so only
@@ -192,4 +198,4 @@ class RecoveryPlanner:
         self.baselines = {str(k): float(v) for k, v in d.get("baselines", {}).items()}
 
 
-__all__ = ["FLAGS", "RecoveryPlanner", "apply_adjustment", "param_name", "plan", "storage_url"]
+__all__ = ["FLAGS", "RecoveryPlanner", "answered", "apply_adjustment", "param_name", "plan", "storage_url"]

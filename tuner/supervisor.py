@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import SmartConfig
-from tuner.contract import GENERATION_KEY, INTERVENTIONS_FILE, numeric
+from tuner.contract import GENERATION_KEY, INTERVENTIONS_FILE, ActionKind, numeric
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
-from tuner.recovery import RecoveryPlanner, apply_adjustment, storage_url
+from tuner.recovery import RecoveryPlanner, answered, apply_adjustment, storage_url
 from tuner.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
                                     check_version, checkpoint_to_state, encode, header_record,
                                     intervention_record, read_state, saved_trial_ids,
@@ -69,13 +69,13 @@ Listener = Callable[[Intervention], None]
 class Action:
     """What the caller must do with a trial.
 
-    kind: "continue" | "mutate" | "restart" | "stop" | "retry" (after a crash or out of memory)
-    | "resume" (after a lost node: unchanged, from the caller's own latest checkpoint).
+    kind: tuner.contract.ActionKind; "retry" after a crash or out of memory, "resume" after a
+    lost node (unchanged, from the caller's own latest checkpoint).
     new_config: the trial's whole new config (mutate/restart/retry).
     checkpoint: resume from this checkpoint (None: from scratch for restart; for retry with no
     healthy checkpoint, from scratch too). checkpoint_metrics: the metrics reported with it.
     """
-    kind: str
+    kind: ActionKind
     new_config: dict[str, Any] | None = None
     checkpoint: Any | None = None
     checkpoint_metrics: dict[str, Any] | None = None
@@ -221,7 +221,7 @@ class Supervisor:
         state.monitor.rolled_back(now, kind)
         state.pending = None
         state.outcome_due = self.outcome_reports
-        acted = [p for p in decision.acting if p.severity != "warning"] or list(decision.acting)
+        acted = answered(decision.acting)
         record = Intervention.create(trial_id, step, now, kind, acted, decision.reasons,
                                      state.config, new_config,
                                      None if healthy is None else healthy.step,
