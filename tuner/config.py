@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import math
+import functools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Mapping
 
 from tuner import config_legacy
 from tuner.contract import CONTRACT_METRICS
-from tuner.errors import UserError, read_yaml
+from tuner.errors import Checks, UserError, read_yaml
 from tuner.trial_errors import ERROR_KINDS
 
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
@@ -58,7 +57,7 @@ class GradientRule:
     critical_skipped_share: float = field(default=0.2, metadata={"ge": 0, "le": 1})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
-        return [("critical", self.critical, f"must be >= warning ({self.warning})")] \
+        return [("critical", self.critical, f">= warning ({self.warning})")] \
             if self.critical < self.warning else []
 
 
@@ -78,7 +77,7 @@ class OverfittingRule:
     train_rise_tolerance: float = field(default=0.05, metadata={"ge": 0})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
-        return [("critical_gap", self.critical_gap, f"must be >= warning_gap ({self.warning_gap})")] \
+        return [("critical_gap", self.critical_gap, f">= warning_gap ({self.warning_gap})")] \
             if self.critical_gap < self.warning_gap else []
 
 
@@ -97,10 +96,10 @@ class StagnationRule:
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         if self.critical_window < self.window:
-            return [("critical_window", self.critical_window, f"must be >= window ({self.window})")]
+            return [("critical_window", self.critical_window, f">= window ({self.window})")]
         if self.frozen_critical_reports < self.frozen_reports:
             return [("frozen_critical_reports", self.frozen_critical_reports,
-                     f"must be >= frozen_reports ({self.frozen_reports})")]
+                     f">= frozen_reports ({self.frozen_reports})")]
         return []
 
 
@@ -115,7 +114,7 @@ class AttentionRule:
     critical_after: int = field(default=20, metadata={"ge": 0})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
-        return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
+        return [("critical", self.critical, f"<= warning ({self.warning})")] \
             if self.critical > self.warning else []
 
 
@@ -130,7 +129,7 @@ class GateRule:
     requires_attention: float = field(default=0.3, metadata=_range(0, 1))
 
     def _checks(self) -> list[tuple[str, Any, str]]:
-        return [("critical", self.critical, f"must be <= warning ({self.warning})")] \
+        return [("critical", self.critical, f"<= warning ({self.warning})")] \
             if self.critical > self.warning else []
 
 
@@ -163,7 +162,7 @@ class Diagnostics:
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         need = self.stagnation.critical_window + 1
-        return [("history_size", self.history_size, f"must be > stagnation.critical_window ({need - 1})")] \
+        return [("history_size", self.history_size, f"> stagnation.critical_window ({need - 1})")] \
             if self.history_size < need else []
 
 
@@ -322,19 +321,19 @@ def _build_config(data: Mapping[str, Any], source: str) -> SmartConfig:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _check(source: str) -> Checks:
+    """One line: ``diagnostics.overfitting.critical_gap must be > 0, got -1 in my.yaml``."""
+    return Checks(ConfigError, "{name} must be {fix}, got {value!r}{type} in {source}",
+                  "unknown {what} {name} in {source}; {hint}", source=source)
+
+
 def _mapping(value: Any, where: str, source: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {value!r} ({type(value).__name__}) in {source}")
-    return value
+    return _check(source).mapping(where, value, null=True)
 
 
-def _unknown(key: Any, allowed: typing.Iterable[str], where: str, source: str) -> ConfigError:
-    allowed = sorted(allowed)
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-    return ConfigError(f"unknown key {where}{key} in {source}; {hint}")
+def _unknown(key: Any, allowed: typing.Iterable[str], where: str, source: str) -> UserError:
+    return _check(source).unknown(f"{where}{key}", key, sorted(allowed))
 
 
 def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
@@ -358,35 +357,27 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     if missing:
         raise ConfigError(f"missing key {prefix}{missing[0]} in {source}; add it (see tuner/config.yaml)")
     obj = cls(**kwargs)
-    for name, value, problem in getattr(obj, "_checks", lambda: [])():
-        raise ConfigError(f"{prefix}{name} {problem}, got {value!r} in {source}")
+    for name, value, allowed in getattr(obj, "_checks", lambda: [])():
+        raise _check(source).fail(f"{prefix}{name}", value, allowed)
     return obj
 
 
 def _convert(value: Any, hint: Any, where: str, source: str) -> Any:
+    """`value` checked against the field type `hint` (bool, int, float, str, or one of them | None)."""
     args = typing.get_args(hint)
     optional = type(None) in args
     if optional and value is None:
         return None
     base = next((a for a in args if a is not type(None)), hint) if args else hint
+    check = _check(source)
     if base is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} must be true or false, got {value!r} in {source}")
+        return check.flag(where, value)
     if base is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} must be an integer, got {value!r} ({type(value).__name__}) in {source}")
+        return check.integer(where, value)
     if base is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise ConfigError(f"{where} must be a finite number, got {value!r} ({type(value).__name__}) "
-                          f"in {source}")
+        return check.number(where, value)
     if base is str:
-        if isinstance(value, str) and value:
-            return value
-        none = " or null" if optional else ""
-        raise ConfigError(f"{where} must be a non-empty string{none}, got {value!r} in {source}")
+        return check.text(where, value, null=optional)
     raise ConfigError(f"{where} has an unsupported value {value!r} in {source}")  # pragma: no cover
 
 
@@ -395,12 +386,13 @@ _COMPARISONS = {"gt": (">", lambda v, b: v > b), "ge": (">=", lambda v, b: v >= 
 
 
 def _check_range(value: Any, raw: Any, metadata: Mapping[str, Any], where: str, source: str) -> None:
+    """The field's bounds (metadata gt/ge/lt/le), each named on its own: ``must be <= 1``."""
     if value is None or isinstance(value, bool):
         return
     for key, bound in metadata.items():
         symbol, ok = _COMPARISONS[key]
         if not ok(value, bound):
-            raise ConfigError(f"{where} must be {symbol} {bound}, got {raw!r} in {source}")
+            raise _check(source).fail(where, raw, f"{symbol} {bound}")
 
 
 def _build_metrics(data: Any, source: str) -> dict[str, Any]:
@@ -467,13 +459,12 @@ def _build_adjustment(param: str, spec: Any, where: str, source: str) -> Adjustm
     bounds = spec[mode]
     if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
             or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
-        raise ConfigError(f"{where}.{mode} must be a list [low, high] of two numbers, got {bounds!r} "
-                          f"in {source}")
+        raise _check(source).fail(f"{where}.{mode}", bounds, "a list [low, high] of two numbers")
     low, high = float(bounds[0]), float(bounds[1])
     if high < low:
         raise ConfigError(f"{where}.{mode} must have low <= high, got {list(bounds)!r} in {source}")
     if mode == "scale" and low <= 0:
-        raise ConfigError(f"{where}.scale factors must be > 0, got {list(bounds)!r} in {source}")
+        raise _check(source).fail(f"{where}.scale factors", list(bounds), "> 0")
     if flags.get("log") and low <= 0:
         raise ConfigError(f"{where}.log needs a region above 0, got {list(bounds)!r} in {source}")
     default = spec.get("default")

@@ -10,12 +10,13 @@ Imports nothing of tuner/ (tuner.config imports it), no Ray, no torch.
 from __future__ import annotations
 
 import copy
-import difflib
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import yaml
+
+from tuner.errors import did_you_mean
 
 __all__ = ["ACTIONS", "KEYS", "PROBLEMS", "V2Key", "announce", "explain", "from_v2"]
 
@@ -129,7 +130,8 @@ def _check_v2_sections(user: Mapping[str, Any], source: str, error: Callable[[st
             raise error(f"{section} must be a mapping, got {value!r} in {source}")
         for key in value:
             if key not in allowed[section]:
-                raise error(f"unknown key {section}.{key} in {source}; {_hint(key, allowed[section])}")
+                hint = did_you_mean(key, sorted(allowed[section]))
+                raise error(f"unknown key {section}.{key} in {source}; {hint}")
 
 
 def _refuse_mixed(user: Mapping[str, Any], old: str, new: str, source: str,
@@ -191,7 +193,7 @@ def _actions(user: Mapping[str, Any], base: Mapping[str, Any], data: dict[str, A
             continue
         if action not in ACTIONS:
             raise error(f"{old} {action!r} is not a Smart Tuner V2 action in {source}; "
-                        f"{_hint(action, ACTIONS)}")
+                        f"{did_you_mean(action, sorted(ACTIONS))}")
         new = f"training_recovery.actions.{kind}"
         _refuse_mixed(user, old, new, source, error)
         donor_kind, param = ACTIONS[action]
@@ -202,11 +204,6 @@ def _actions(user: Mapping[str, Any], base: Mapping[str, Any], data: dict[str, A
         flow = yaml.safe_dump(spec, default_flow_style=True, sort_keys=False).strip()
         without = f"; without today's {', '.join(dropped)}" if dropped else ""
         lines[old] = f"Smart Tuner V2 key {old} {action} -> {new}: {param} {flow} only{without}"
-
-
-def _hint(key: Any, allowed: Any) -> str:
-    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-    return f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
 
 
 def _number(value: Any) -> bool:

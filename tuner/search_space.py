@@ -29,13 +29,12 @@ raises ``SearchSpaceError`` with one line naming the file, the field, the value 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import UserError, read_yaml
+from tuner.errors import Checks, UserError, did_you_mean, read_yaml
 
 __all__ = [
     "SearchSpaceError",
@@ -137,60 +136,47 @@ def parse_search_space(data: Any, path: str | Path = "<search space>") -> Search
         raise SearchSpaceError(
             f"{p}: the top level must be a mapping with keys {', '.join(_TOP_KEYS)}, "
             f"got {type(data).__name__}; see search_spaces/quickstart.yaml")
-    for key in data:
-        if key not in _TOP_KEYS:
-            close = difflib.get_close_matches(str(key), _TOP_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(_TOP_KEYS)}"
-            raise SearchSpaceError(f"{p}: unknown key {key!r}; {hint}")
-
-    def err(fieldname: str, value: Any, fix: str) -> SearchSpaceError:
-        return SearchSpaceError(f"{p}: {fieldname} = {value!r} is invalid; {fix}")
+    # One line: ``space.yaml: mode = 'minimize' is invalid; use min or max``.
+    check = Checks(SearchSpaceError, "{source}: {name} = {value!r} is invalid; {fix}",
+                   "{source}: unknown {what} {key!r}; {hint}", use="use {}", source=p)
+    check.keys("", data, _TOP_KEYS)
 
     metric = data.get("metric", "validation.loss")
     if not isinstance(metric, str) or not metric:
-        raise err("metric", metric, "give a reported metric name such as validation.loss")
-    mode = data.get("mode", "min")
-    if mode not in ("min", "max"):
-        raise err("mode", mode, "use min or max")
-    num_samples = _positive_int(data.get("num_samples", 8), "num_samples", err)
-    max_concurrent = _positive_int(data.get("max_concurrent", 2), "max_concurrent", err)
-    scheduler = data.get("scheduler", "smart")
-    if scheduler not in SCHEDULERS:
-        raise err("scheduler", scheduler, f"use one of {', '.join(SCHEDULERS)}")
-    resources = data.get("resources", {}) or {}
-    if not isinstance(resources, Mapping):
-        raise err("resources", resources, "write a mapping such as {cpu: 1, gpu: 0}")
+        raise check.fail("metric", metric, "a metric name",
+                         fix="give a reported metric name such as validation.loss")
+    mode = check.choice("mode", data.get("mode", "min"), ("min", "max"))
+    num_samples = check.integer("num_samples", data.get("num_samples", 8), 1)
+    max_concurrent = check.integer("max_concurrent", data.get("max_concurrent", 2), 1)
+    scheduler = check.choice("scheduler", data.get("scheduler", "smart"), SCHEDULERS)
+    resources = check.mapping("resources", data.get("resources", {}) or {},
+                              "a mapping such as {cpu: 1, gpu: 0}")
     for key in resources:
         if key not in ("cpu", "gpu"):
-            raise err(f"resources.{key}", resources[key], "only cpu and gpu are allowed")
-    cpus = _number(resources.get("cpu", 1), "resources.cpu", err, positive=True)
-    gpus = _number(resources.get("gpu", 0), "resources.gpu", err, positive=False)
-    build_corpus = data.get("build_corpus", False)
-    if not isinstance(build_corpus, bool):
-        raise err("build_corpus", build_corpus, "use true or false")
+            raise check.fail(f"resources.{key}", resources[key], "cpu or gpu",
+                             fix="only cpu and gpu are allowed")
+    cpus = check.number("resources.cpu", resources.get("cpu", 1), 0, lo_open=True, finite=False)
+    gpus = check.number("resources.gpu", resources.get("gpu", 0), 0, finite=False)
+    build_corpus = check.flag("build_corpus", data.get("build_corpus", False))
 
-    config = data.get("config", {}) or {}
-    if not isinstance(config, Mapping):
-        raise err("config", config, "write a mapping of fixed trial values")
+    config = check.mapping("config", data.get("config", {}) or {}, "a mapping of fixed trial values")
     config = _deep_copy(config)
     for key in PATH_KEYS:
         if isinstance(config.get(key), str):
             config[key] = str(Path(config[key]).expanduser().resolve())
 
-    search_raw = data.get("search", {}) or {}
-    if not isinstance(search_raw, Mapping):
-        raise err("search", search_raw, "write a mapping name: {loguniform: [low, high]}")
-    params = tuple(_parse_param(str(name), spec, err) for name, spec in search_raw.items())
+    search_raw = check.mapping("search", data.get("search", {}) or {},
+                               "a mapping such as name: {loguniform: [low, high]}")
+    params = tuple(_parse_param(str(name), spec, check) for name, spec in search_raw.items())
     for param in params:
         if _has_dotted(config, param.name):
-            raise err(f"search.{param.name}", param.name,
-                      "it is also fixed under config; remove it from one of the two")
+            raise check.fail(f"search.{param.name}", param.name, "a name not under config",
+                             fix="it is also fixed under config; remove it from one of the two")
 
     _check_train_tts(p, config, params)
 
-    smart = data.get("smart_tuner", {}) or {}
-    if not isinstance(smart, Mapping):
-        raise err("smart_tuner", smart, "write a mapping of tuner/config.yaml sections")
+    smart = check.mapping("smart_tuner", data.get("smart_tuner", {}) or {},
+                          "a mapping of tuner/config.yaml sections")
     return SearchSpace(path=p, metric=metric, mode=mode, num_samples=num_samples,
                        max_concurrent=max_concurrent, scheduler=scheduler, cpus_per_trial=cpus,
                        gpus_per_trial=gpus, build_corpus=build_corpus, config=config,
@@ -210,20 +196,6 @@ def _check_train_tts(p: Path, config: Mapping[str, Any], params: tuple[SearchPar
         raise SearchSpaceError(f"{p}: {err}") from None
 
 
-def _positive_int(value: Any, name: str, err: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise err(name, value, "use a whole number >= 1")
-    return value
-
-
-def _number(value: Any, name: str, err: Any, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise err(name, value, "use a number")
-    if value < 0 or (positive and value == 0):
-        raise err(name, value, "use a number > 0" if positive else "use a number >= 0")
-    return float(value)
-
-
 def _yaml_float(value: Any) -> Any:
     """PyYAML reads ``3e-4`` (no dot) as a string; accept it as the number the user meant."""
     if isinstance(value, str):
@@ -234,16 +206,19 @@ def _yaml_float(value: Any) -> Any:
     return value
 
 
-def _parse_param(name: str, spec: Any, err: Any) -> SearchParam:
+def _parse_param(name: str, spec: Any, check: Checks) -> SearchParam:
     field_name = f"search.{name}"
+
+    def err(where: str, value: Any, fix: str) -> UserError:
+        return check.fail(where, value, fix, fix=fix)
+
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise err(field_name, spec, "write exactly one of {loguniform|uniform|choice|randint: ...}")
     kind, args = next(iter(spec.items()))
     if kind not in SEARCH_TYPES:
-        close = difflib.get_close_matches(str(kind), SEARCH_TYPES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(kind, SEARCH_TYPES, listing=None)
         raise err(f"{field_name} type", kind,
-                  f"unknown search type; {hint}use one of {', '.join(SEARCH_TYPES)}")
+                  f"unknown search type; {hint + ' ' if hint else ''}use one of {', '.join(SEARCH_TYPES)}")
     if kind == "choice":
         if not isinstance(args, list) or not args:
             raise err(f"{field_name}.choice", args, "give a non-empty list of values")

@@ -8,19 +8,17 @@ one-line message naming the key, the value and the fix.
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuner.contract import GENERATION_KEY
-from tuner.errors import UserError
+from tuner.errors import Checks, UserError
 
 __all__ = ["DEFAULTS", "DEFAULT_CORPUS_DIR", "TrainConfigError", "TrainSettings", "INJECT_KEYS",
-           "INTEGER_KEYS", "NUMERIC_KEYS", "check_value", "unknown_key_message"]
+           "INTEGER_KEYS", "NUMERIC_KEYS", "check_value", "unknown_key"]
 
 DEFAULT_CORPUS_DIR = Path.home() / ".cache" / "smart-tuner" / "corpus"
 
@@ -82,62 +80,26 @@ class TrainConfigError(UserError):
     """A bad value of a known ``train_tts`` config key (one line: key, value, fix)."""
 
 
-def _fail(key: str, value: Any, allowed: str) -> TrainConfigError:
-    err = TrainConfigError(
-        f"train_tts config key {key!r} must be {allowed}, got {value!r}; fix it in the trial "
-        f"config or search space"
-    )
-    err.allowed = allowed  # what the key accepts, for messages about other places (search ranges)
-    return err
+# One line: ``train_tts config key 'dropout' must be a number in [0, 0.9], got 1.5; fix it ...``
+_CHECK = Checks(TrainConfigError, "train_tts config key {name!r} must be {fix}, got {value!r}; fix it "
+                "in the trial config or search space", "{name}: unknown {what} {key!r}; {hint}",
+                listing="known", quote=True)
 
-
-def _number(key: str, value: Any, lo: float, hi: float, lo_open: bool, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(key, value, allowed)
-    x = float(value)
-    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x == lo):
-        raise _fail(key, value, allowed)
-    return x
-
-
-def _integer(key: str, value: Any, lo: int, allowed: str) -> int:
-    if isinstance(value, bool):
-        raise _fail(key, value, allowed)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or value < lo:
-        raise _fail(key, value, allowed)
-    return int(value)
-
-
-def _choice(key: str, value: Any, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise _fail(key, value, "one of " + ", ".join(repr(o) for o in options))
-    return str(value)
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(key, value, "true or false")
-    return value
-
-
-_POS = (0.0, math.inf, True, "a finite number > 0")
-_NONNEG = (0.0, math.inf, False, "a finite number >= 0")
-_PROB = (0.0, 1.0, False, "a number in [0, 1]")
-_FLOATS: dict[str, tuple[float, float, bool, str]] = {
+_POS: dict[str, Any] = {"lo": 0.0, "lo_open": True}
+_NONNEG: dict[str, Any] = {"lo": 0.0}
+_FLOATS: dict[str, dict[str, Any]] = {   # Checks.number's range of each float key
     "learning_rate": _POS,
     "weight_decay": _NONNEG,
-    "dropout": (0.0, 0.9, False, "a number in [0, 0.9]"),
+    "dropout": {"lo": 0.0, "hi": 0.9},
     "grad_clip_thresh": _POS,
     "guided_attention_weight": _NONNEG,
     "gate_loss_weight": _NONNEG,
-    "gate_threshold": (0.0, 1.0 - 1e-9, True, "a number in (0, 1)"),
+    "gate_threshold": {"lo": 0.0, "hi": 1.0, "lo_open": True, "hi_open": True},
     "gate_pos_weight": _POS,
-    "min_lr_ratio": _PROB,
-    "val_fraction": (0.0, 0.5, True, "a number in (0, 0.5]"),
+    "min_lr_ratio": {"lo": 0.0, "hi": 1.0},
+    "val_fraction": {"lo": 0.0, "hi": 0.5, "lo_open": True},
 }
-_INTS: dict[str, int] = {
+_INTS: dict[str, int] = {   # the least value of each integer key
     "batch_size": 1,
     "warmup_steps": 0,
     "lr_decay_steps": 1,
@@ -219,38 +181,35 @@ _PATHS = ("data_dir", "cache_dir")
 
 def check_value(key: str, value: Any) -> Any:
     """The checked value of the known key ``key`` (TrainConfigError naming key, value and what is
-    allowed); ``data_dir``/``cache_dir`` only by type (where they point is checked later)."""
+    allowed, in ``.allowed`` too); ``data_dir``/``cache_dir`` only by type (where they point is
+    checked later)."""
     if key in _FLOATS:
-        return _number(key, value, *_FLOATS[key])
+        return _CHECK.number(key, value, **_FLOATS[key])
     if key in _INTS:
-        return _integer(key, value, _INTS[key], f"an integer >= {_INTS[key]}")
+        return _CHECK.integer(key, value, _INTS[key], whole_floats=True)
     if key in _CHOICES:
-        return _choice(key, value, _CHOICES[key])
+        return str(_CHECK.choice(key, value, _CHOICES[key]))
     if key in _FLAGS:
-        return _flag(key, value)
+        return _CHECK.flag(key, value)
     if key == "num_threads":
-        return None if value is None else _integer(key, value, 1, "null or an integer >= 1")
+        return _CHECK.integer(key, value, 1, null=True, whole_floats=True)
     if key == "model":
-        if not isinstance(value, Mapping):
-            raise _fail("model", value, "a mapping of Tacotron2Config overrides")
-        return dict(value)
+        return dict(_CHECK.mapping("model", value, "a mapping of Tacotron2Config overrides"))
     if key == "inject":
         return _inject(value)
     if key in _PATHS:
         if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise _fail(key, value, "a folder path")
+            raise _CHECK.fail(key, value, "a folder path", wrong_type=True)
         return value
-    raise TrainConfigError(unknown_key_message(key))
+    raise unknown_key(key)
 
 
-def unknown_key_message(key: str, known: Iterable[str] | None = None, where: str = "",
-                        what: str = "train_tts config key") -> str:
+def unknown_key(key: str, known: Iterable[str] | None = None, where: str = "",
+                what: str = "train_tts config key") -> UserError:
     """``config.max_step: unknown train_tts config key 'max_step'; did you mean 'max_steps'?``
     (or the known names when none is close). ``where``: the field's prefix (``config.``)."""
     names = sorted(k for k in (DEFAULTS if known is None else known) if not k.startswith("_"))
-    close = difflib.get_close_matches(str(key), names, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(names)
-    return f"{where}{key}: unknown {what} {key!r}; {hint}"
+    return _CHECK.unknown(f"{where}{key}", key, names, what)
 
 
 def _resolve(path: Path, base: Path) -> Path:
@@ -260,7 +219,7 @@ def _resolve(path: Path, base: Path) -> Path:
 
 def _data_dir(value: Any, base: Path) -> Path:
     if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise _fail("data_dir", value, "a path to an LJSpeech-layout dataset")
+        raise _CHECK.fail("data_dir", value, "a path to an LJSpeech-layout dataset", wrong_type=True)
     path = DEFAULT_CORPUS_DIR if value is None else _resolve(Path(value), base)
     if not (path / "metadata.csv").is_file():
         raise TrainConfigError(
@@ -271,18 +230,16 @@ def _data_dir(value: Any, base: Path) -> Path:
 
 
 def _inject(value: Any) -> dict[str, float]:
-    checks: dict[str, Callable[[Any], float]] = {
-        "explode_lr_threshold": lambda v: _number("inject.explode_lr_threshold", v, *_NONNEG),
-        "explode_factor": lambda v: _number("inject.explode_factor", v, *_POS),
-    }
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail("inject", value, 'a mapping such as {"nan_at_step": 30}')
+    value = _CHECK.mapping("inject", value, 'a mapping such as {"nan_at_step": 30}', null=True)
     out: dict[str, float] = {}
     for key, v in value.items():
         if key not in INJECT_KEYS:
-            raise _fail("inject", dict(value), "a mapping with keys " + ", ".join(sorted(INJECT_KEYS)))
-        check = checks.get(key)
-        out[key] = check(v) if check else float(_integer(f"inject.{key}", v, 0, "an integer step >= 0"))
+            raise _CHECK.fail("inject", dict(value), "a mapping with keys " + ", ".join(sorted(INJECT_KEYS)))
+        name = f"inject.{key}"
+        if key == "explode_lr_threshold":
+            out[key] = _CHECK.number(name, v, **_NONNEG)
+        elif key == "explode_factor":
+            out[key] = _CHECK.number(name, v, **_POS)
+        else:
+            out[key] = float(_CHECK.integer(name, v, 0, whole_floats=True))
     return out

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuner.training.settings import (DEFAULTS, INJECT_KEYS, INTEGER_KEYS, NUMERIC_KEYS,
-                                     TrainConfigError, check_value, unknown_key_message)
+                                     TrainConfigError, check_value, unknown_key)
 
 __all__ = ["check_fixed", "check_searched"]
 
@@ -28,7 +28,7 @@ def check_fixed(config: Mapping[str, Any]) -> None:
     ``cache_dir`` only by type: the sweep checks the dataset itself)."""
     for key, value in config.items():
         if key not in DEFAULTS:
-            raise TrainConfigError(unknown_key_message(key, where="config."))
+            raise unknown_key(key, where="config.")
         check_value(key, value)
     model = config.get("model") or {}
     if model:
@@ -44,11 +44,11 @@ def check_searched(name: str, kind: str, args: tuple[Any, ...],
     choice (the listed values). ``fixed``: the fixed config (its preset sizes the model)."""
     parent, _, leaf = name.partition(".")
     if leaf and parent not in _SEARCHABLE_PARENTS:
-        raise TrainConfigError(unknown_key_message(name, where="search.") if parent not in DEFAULTS
-                               else f"search.{name}: train_tts key {parent!r} has no sub-keys; "
-                                    "only model.<field> and inject.<key> names may be dotted")
+        raise unknown_key(name, where="search.") if parent not in DEFAULTS else TrainConfigError(
+            f"search.{name}: train_tts key {parent!r} has no sub-keys; only model.<field> and "
+            "inject.<key> names may be dotted")
     if not leaf and name not in DEFAULTS:
-        raise TrainConfigError(unknown_key_message(name, where="search."))
+        raise unknown_key(name, where="search.")
     where = f"search.{name}.{kind}"
     if kind in ("uniform", "loguniform") and _is_integer(name):
         raise TrainConfigError(f"{where}: {name} is an integer; search it with randint or choice")
@@ -63,8 +63,7 @@ def check_searched(name: str, kind: str, args: tuple[Any, ...],
                              "search.model.")
             elif parent == "inject" and leaf:
                 if leaf not in INJECT_KEYS:
-                    raise TrainConfigError(unknown_key_message(leaf, INJECT_KEYS, "search.inject.",
-                                                               "inject key"))
+                    raise unknown_key(leaf, INJECT_KEYS, "search.inject.", "inject key")
                 check_value("inject", {leaf: value})
             else:
                 check_value(name, value)
@@ -113,7 +112,7 @@ def _check_model(preset: str, overrides: dict[str, Any], where: str) -> None:
     known = _model_field_types()
     for key in overrides:
         if key not in known:
-            raise TrainConfigError(unknown_key_message(key, known, where, "Tacotron2Config field"))
+            raise unknown_key(key, known, where, "Tacotron2Config field")
     try:
         Tacotron2Config.preset(preset, n_symbols=1, **overrides)
     except (Tacotron2ConfigError, TypeError) as err:
