@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.tiny_space import RECOVERY_GUARDS, exploding, write_tiny_space
 from tuner.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,28 +93,6 @@ def test_console_script_error_has_no_traceback(tmp_path: Path) -> None:
         "existing YAML file such as search_spaces/quickstart.yaml"]
 
 
-E2E_SPACE = """
-num_samples: 2
-max_concurrent: 2
-scheduler: smart
-resources: {{cpu: 1, gpu: 0}}
-config:
-  data_dir: {corpus}
-  cache_dir: {cache}
-  preset: tiny
-  model: {{decoder_rnn_dim: 64, attention_rnn_dim: 64, postnet_embedding_dim: 32, prenet_dim: 32}}
-  batch_size: 4
-  max_steps: 10
-  validation_interval: 2
-  num_threads: 1
-  device: cpu
-  learning_rate: 1.0e-3
-  inject: {{explode_after_step: 6, explode_lr_threshold: 6.0e-4}}
-search:
-  seed: {{randint: [0, 1000]}}
-smart_tuner:   # guards keep the slow-to-judge rules quiet; an explosion is acted on at once
-  training_recovery: {{min_training_time: 0, min_validation_steps: 100}}
-"""
 
 
 @pytest.mark.ray
@@ -125,8 +104,9 @@ def test_tune_end_to_end_then_analyze_and_resume(tmp_path: Path, corpus_dir: Pat
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    space = _write(tmp_path, "space.yaml", E2E_SPACE.format(corpus=corpus_dir,
-                                                            cache=tmp_path / "cache"))
+    space = write_tiny_space(tmp_path / "space.yaml", corpus_dir, tmp_path / "cache",
+                             num_samples=2, max_concurrent=2, resources={"cpu": 1, "gpu": 0},
+                             config={"max_steps": 10, **exploding(6)}, smart_tuner=RECOVERY_GUARDS)
     storage = tmp_path / "runs"
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)

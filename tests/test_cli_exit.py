@@ -15,35 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_space import write_tiny_space
 from tuner.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-SPACE = """
-num_samples: 1
-max_concurrent: 1
-scheduler: {scheduler}
-config:
-  data_dir: {corpus}
-  cache_dir: {cache}
-  preset: tiny
-  model: {{decoder_rnn_dim: 64, attention_rnn_dim: 64, postnet_embedding_dim: 32, prenet_dim: 32}}
-  batch_size: 4
-  max_steps: {max_steps}
-  validation_interval: 2
-  num_threads: 1
-  device: {device}
-  tensorboard: false
-{extra}
-search:
-  seed: {{randint: [0, 1000]}}
-"""
 
 
-def _space(tmp_path: Path, corpus_dir: Path, **kw: object) -> str:
-    values = {"scheduler": "fifo", "max_steps": 10, "extra": "", "device": "cpu", **kw}
-    path = tmp_path / "space.yaml"
-    path.write_text(SPACE.format(corpus=corpus_dir, cache=tmp_path / "cache", **values))
-    return str(path)
+def _space(tmp_path: Path, corpus_dir: Path, scheduler: str = "fifo", **config: object) -> str:
+    return write_tiny_space(tmp_path / "space.yaml", corpus_dir, tmp_path / "cache",
+                            scheduler=scheduler,
+                            config={"max_steps": 10, "device": "cpu", "tensorboard": False, **config})
 
 
 RAY_START_FAILED = "timed out during startup"  # Ray's fixed 30 s raylet wait, on a loaded machine

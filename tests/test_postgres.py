@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_space import RECOVERY_GUARDS, exploding, write_tiny_space
 from tuner.config import config_from_dict
 from tuner.recovery import storage_url
 
@@ -95,29 +96,6 @@ def mlflow_server(postgres: dict[str, str],
         log.close()
 
 
-SPACE = """
-num_samples: 1
-max_concurrent: 1
-scheduler: smart
-resources: {{cpu: 1, gpu: 0}}
-config:
-  data_dir: {corpus}
-  cache_dir: {cache}
-  preset: tiny
-  model: {{decoder_rnn_dim: 64, attention_rnn_dim: 64, postnet_embedding_dim: 32, prenet_dim: 32}}
-  batch_size: 4
-  max_steps: 8
-  validation_interval: 2
-  num_threads: 1
-  device: cpu
-  learning_rate: 1.0e-3
-  inject: {{explode_after_step: 4, explode_lr_threshold: 6.0e-4}}
-search:
-  seed: {{randint: [0, 1000]}}
-smart_tuner:
-  training_recovery: {{min_training_time: 0, min_validation_steps: 100}}
-  optuna: {{storage: "{recovery}", study_name: pg-recovery}}
-"""
 
 
 @pytest.mark.ray
@@ -128,9 +106,11 @@ def test_sweep_tracks_to_mlflow_server_and_optuna_on_postgres(
     import sqlalchemy as sa
     from mlflow.tracking import MlflowClient
 
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE.format(corpus=corpus_dir, cache=tmp_path / "features",
-                                  recovery=postgres["recovery"]))
+    space = write_tiny_space(
+        tmp_path / "space.yaml", corpus_dir, tmp_path / "features", resources={"cpu": 1, "gpu": 0},
+        config=exploding(4),
+        smart_tuner={**RECOVERY_GUARDS,
+                     "optuna": {"storage": postgres["recovery"], "study_name": "pg-recovery"}})
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AIR_NEW_OUTPUT": "0",
            "RAY_ADDRESS": "local", "RAY_memory_monitor_refresh_ms": "0", "MLFLOW_TRACKING_URI": mlflow_server}
     with open(tmp_path / "tune.log", "w") as log:   # a fresh driver with its own local Ray

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_space import RECOVERY_GUARDS, exploding, write_tiny_space
 from tuner.storage import is_remote, join, working_copy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,28 +114,6 @@ def _study_trials(db: bytes, folder: Path) -> int:
         return conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
 
-SPACE = """
-num_samples: 1
-max_concurrent: 1
-scheduler: smart
-resources: {{cpu: 1, gpu: 0}}
-config:
-  data_dir: {corpus}
-  cache_dir: {cache}
-  preset: tiny
-  model: {{decoder_rnn_dim: 64, attention_rnn_dim: 64, postnet_embedding_dim: 32, prenet_dim: 32}}
-  batch_size: 4
-  max_steps: 8
-  validation_interval: 2
-  num_threads: 1
-  device: cpu
-  learning_rate: 1.0e-3
-  inject: {{explode_after_step: 4, explode_lr_threshold: 6.0e-4}}
-search:
-  seed: {{randint: [0, 1000]}}
-smart_tuner:
-  training_recovery: {{min_training_time: 0, min_validation_steps: 100}}
-"""
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -155,8 +134,9 @@ def test_s3_storage_tune_resume_analyze(s3_env: dict[str, str], corpus_dir: Path
                                         tmp_path: Path) -> None:
     env = {**s3_env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "SMART_TUNER_CACHE": str(tmp_path / "cache-home")}
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE.format(corpus=corpus_dir, cache=tmp_path / "features"))
+    space = write_tiny_space(tmp_path / "space.yaml", corpus_dir, tmp_path / "features",
+                             resources={"cpu": 1, "gpu": 0}, config=exploding(4),
+                             smart_tuner=RECOVERY_GUARDS)
     storage = "s3://runs/sweeps"
 
     tune = _cli(["tune", "--search-space", str(space), "--storage", storage, "--name", "s1"],
