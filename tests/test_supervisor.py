@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e_helpers import _metrics
 from tuner.config import config_from_dict
+from tuner.contract import CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE
 from tuner.analysis_io import read_json_lines
 from tuner.supervisor import JOURNAL_FILE, Supervisor
 from tuner.supervisor_state import LEGACY_STATE_FILE, fold
@@ -194,6 +195,50 @@ def test_unhealthy_result_checkpoint_is_never_adopted(sup: Supervisor) -> None:
     action = sup.on_result("t1", CONFIG, _result(3, "boom"), None, now=3.0)
     assert action.kind == "mutate" and action.checkpoint == "/c/2"
     assert sup.attach_checkpoint("t1", "/c/3", {"validation.step": 3.0}) is False
+
+
+def _folder(step: int, root: str = "/ckpt/t1") -> str:
+    return f"{root}/checkpoint_{step:06d}"
+
+
+# (healthy checkpoints reported before (0: none), checkpoint folder the trial was given, the one it
+#  restored, the last healthy checkpoint afterwards (None: none))
+FALLBACK = [
+    (3, _folder(3), _folder(2), _folder(2)),   # a rollback to it: the record was unreadable
+    (3, _folder(4), _folder(2), _folder(2)),   # a resume from Ray's latest: 4 and 3 unreadable
+    (3, _folder(4), _folder(3), _folder(3)),   # only the latest unreadable: the record restored
+    (1, _folder(3), _folder(2), _folder(1)),   # the record is older than the one restored: readable
+    (4, _folder(3), _folder(2), _folder(4)),   # the record is newer than the one given: not tried
+    (3, _folder(3, "/other"), _folder(2, "/other"), _folder(3)),   # another trial's folders
+    (0, _folder(3), _folder(2), None),         # no healthy checkpoint yet: none afterwards either
+]
+
+
+@pytest.mark.parametrize("reported, given, restored, expected", FALLBACK)
+def test_a_checkpoint_fallback_moves_the_last_healthy_checkpoint(
+        sup: Supervisor, reported: int, given: str, restored: str, expected: str | None) -> None:
+    for step in range(1, reported + 1):
+        sup.on_result("t1", CONFIG, _result(step, "ok"), _folder(step), now=float(step))
+    back = int(restored[-6:])   # the trial reports once more from the restored validation step
+    fallback = {CHECKPOINT_UNREADABLE: given, CHECKPOINT_RESTORED: restored,
+                CHECKPOINT_RESTORED_STEP: float(back)}
+    assert sup.on_result("t1", CONFIG, {**_result(back + 1, "ok"), **fallback}, None,
+                         now=reported + 1.0).kind == "continue"   # before a periodic save is due
+    healthy = sup.healthy_checkpoint("t1")
+    assert (None if healthy is None else healthy.checkpoint) == expected
+    if reported and expected != _folder(reported):   # moved: journaled with that result, resumed
+        saved = fold(sup.experiment_dir / JOURNAL_FILE)["trials"]["t1"]["healthy"]
+        assert (saved["checkpoint"], saved["step"]) == (restored, back)
+        other = Supervisor(CFG, sup.experiment_dir, echo=False)
+        assert other.load() and other.healthy_checkpoint("t1").checkpoint == restored
+    action = sup.on_result("t1", CONFIG, _result(back + 2, "boom"), None, now=reported + 2.0)
+    if expected is None:
+        assert action.kind == "restart" and action.checkpoint is None
+    else:   # the next rollback targets the readable checkpoint
+        step = int(expected[-6:])
+        assert (action.kind, action.checkpoint, action.intervention.rolled_back_to) == \
+            ("mutate", expected, step)
+        assert action.checkpoint_metrics["validation.step"] == float(step)
 
 
 def test_outcome_told_to_the_planner_after_n_reports(tmp_path: Path) -> None:

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 import torch
 
+from tuner.config import config_from_dict
+from tuner.contract import CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE
+from tuner.supervisor import Supervisor
 from tuner.trainable import DEFAULTS, LocalSession, TrainConfigError, TrainSettings, run_training
 from tuner.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from tuner.training.loop import Trainer
@@ -74,6 +77,39 @@ def test_a_truncated_checkpoint_resumes_from_the_one_before(base: dict[str, Any]
     line = next(x for x in err.splitlines() if "cannot be read" in x)
     assert line.startswith(f"smart-tuner: checkpoint {latest} cannot be read") and \
         line.endswith(f"restored the newest readable older one, {first.checkpoints[-2]}")
+    assert latest.stat().st_size == 4096                              # left as it was
+
+
+def test_after_a_fallback_the_next_rollback_reads_the_restored_checkpoint(
+        base: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The last healthy checkpoint truncated; the rollback to it falls back (one line) and
+    explodes at once, so the Supervisor rolls back again before any newer healthy checkpoint:
+    to the readable one the trial restored, which the next run reads without a fallback."""
+    sup = Supervisor(config_from_dict({"training_recovery": {"min_training_time": 0,
+                                                             "min_validation_steps": 100}}),
+                     tmp_path / "exp", echo=False)
+    config = {**base, "max_steps": 6}
+    _, first = train(tmp_path / "first", config)                      # validations 1-3
+    for report, folder in zip(first.reports, first.checkpoints):
+        sup.on_result("t1", config, report, str(folder), now=report["validation.step"])
+    latest = first.checkpoints[-1] / CHECKPOINT_FILE
+    assert sup.healthy_checkpoint("t1").checkpoint == str(latest.parent)
+    latest.write_bytes(latest.read_bytes()[:4096])                    # truncated
+    capsys.readouterr()
+    exploding = {**base, "max_steps": 8, "inject": {"explode_after_step": 5}}   # from step 4 on
+    _, second = train(tmp_path / "second", exploding, latest.parent)
+    lines = [x for x in capsys.readouterr().err.splitlines() if "cannot be read" in x]
+    assert len(lines) == 1 and lines[0].startswith(f"smart-tuner: checkpoint {latest} cannot be read")
+    readable = first.checkpoints[-2]
+    assert (second.reports[0][CHECKPOINT_UNREADABLE], second.reports[0][CHECKPOINT_RESTORED],
+            second.reports[0][CHECKPOINT_RESTORED_STEP]) == (str(latest.parent), str(readable), 2.0)
+    assert CHECKPOINT_RESTORED not in second.reports[1]               # told once
+    action = sup.on_result("t1", exploding, second.reports[0], None, now=4.0)   # Ray: no checkpoint yet
+    assert (action.kind, action.checkpoint, action.intervention.rolled_back_to) == \
+        ("mutate", str(readable), 2)
+    _, third = train(tmp_path / "third", {**action.new_config, "max_steps": 6}, Path(action.checkpoint))
+    assert "cannot be read" not in capsys.readouterr().err
+    assert third.reports[0]["validation.step"] == 3.0 and CHECKPOINT_RESTORED not in third.reports[0]
     assert latest.stat().st_size == 4096                              # left as it was
 
 

@@ -31,6 +31,15 @@ CONTRACT_METRICS: tuple[str, ...] = (
     SKIPPED_STEPS, OVERFLOW_STEPS, INTERVAL_STEPS, RESTORED_FROM_NAN,
 )
 
+# ---------------------------------------------------------------- checkpoint fallback
+# Not metrics: with its first report after a restore that could not read the checkpoint it was
+# given and read an older one (tuner/training/checkpoint.py: load_readable_checkpoint), the
+# trial names both folders; the Supervisor then moves its last healthy checkpoint off the
+# unreadable one. Absent from every other report.
+CHECKPOINT_UNREADABLE = "checkpoint.unreadable"       # str: the folder it was given
+CHECKPOINT_RESTORED = "checkpoint.restored"           # str: the older folder it restored
+CHECKPOINT_RESTORED_STEP = "checkpoint.restored_step"  # float: that checkpoint's validation.step
+
 # ---------------------------------------------------------------- trial config
 # A "restart" raises it by one; the trainable ignores checkpoints of older generations.
 GENERATION_KEY = "_restart_generation"
@@ -93,7 +102,8 @@ def fmt_value(value: Any) -> str:
 
 
 __all__ = [
-    "ACTION_KINDS", "ATTENTION_SCORE", "ActionKind", "CONTRACT_METRICS", "DIAGONALITY",
+    "ACTION_KINDS", "ATTENTION_SCORE", "ActionKind", "CHECKPOINT_RESTORED", "CHECKPOINT_RESTORED_STEP",
+    "CHECKPOINT_UNREADABLE", "CONTRACT_METRICS", "DIAGONALITY",
     "EARLY_STOP_FRACTION", "GATE_ACCURACY", "GENERATION_KEY", "GRAD_NORM", "HYPERPARAMETERS",
     "INTERVAL_STEPS", "INTERVENTIONS_FILE", "JOURNAL_FILE", "LEGACY_STATE_FILE", "OVERFITTING_GAP",
     "OVERFLOW_STEPS", "RECOVERY_ACTIONS", "RECOVERY_DB", "RESTORED_FROM_NAN", "SKIPPED_STEPS",

@@ -176,7 +176,11 @@ class SmartScheduler(TrialScheduler):
         sup = self._ensure_supervisor(trial)
         self._resume_first.discard(trial.trial_id)
         self._sync_checkpoint(sup, trial)
+        before = sup.healthy_checkpoint(trial.trial_id)
         action = sup.on_result(trial.trial_id, trial.config, result, None, time.time())
+        after = sup.healthy_checkpoint(trial.trial_id)
+        if after is not None and after is not before:   # a checkpoint fallback moved it
+            self._guard(trial, before, after)
         if action.kind == "continue":
             return TrialScheduler.CONTINUE
         if action.kind == "stop":
@@ -251,13 +255,18 @@ class SmartScheduler(TrialScheduler):
         if latest is None:
             return
         before = sup.healthy_checkpoint(trial.trial_id)
-        if not sup.attach_checkpoint(trial.trial_id, latest[0], latest[1]):
+        if sup.attach_checkpoint(trial.trial_id, latest[0], latest[1]):
+            self._guard(trial, before, sup.healthy_checkpoint(trial.trial_id))
+
+    @staticmethod
+    def _guard(trial: Trial, before: Any, after: Any) -> None:
+        """Protect the new last healthy checkpoint ``after`` from ``num_to_keep`` and hand the one
+        it replaced back to Ray's rule (kept only if among the best)."""
+        if after is None or _ray_compat.num_to_keep(trial) is None:
             return
-        if _ray_compat.num_to_keep(trial) is None:
-            return
-        _ray_compat.protect_checkpoint(trial, latest[0])
+        _ray_compat.protect_checkpoint(trial, after.checkpoint)
         if before is not None and _ray_compat.checkpoint_path(before.checkpoint) != \
-                _ray_compat.checkpoint_path(latest[0]):   # kept only if among the best
+                _ray_compat.checkpoint_path(after.checkpoint):
             _ray_compat.unprotect_checkpoint(trial, before.checkpoint, before.metrics)
 
     def _mutate(self, tune_controller: Any, trial: Trial, action: Action) -> None:

@@ -11,10 +11,11 @@ budget), the trial's *last healthy checkpoint* and the config it was last given.
     stop     -> Action("stop") (early stopping, or the recovery budget is spent)
 
 The last healthy checkpoint is the checkpoint reported with the last result whose
-``Decision.healthy`` is true (no critical problem). Callers that have the checkpoint together with
-its result pass it to :meth:`on_result`; Ray Tune registers a result's checkpoint only *after*
-the scheduler has seen the result, so SmartScheduler hands it over later with
-:meth:`attach_checkpoint` (matched by ``validation.step``).
+``Decision.healthy`` is true (no critical problem), or the older one a trial restored because
+that one could not be read (the ``checkpoint.*`` keys of tuner/contract.py, :meth:`_fell_back`).
+Callers that have the checkpoint together with its result pass it to :meth:`on_result`; Ray Tune
+registers a result's checkpoint only *after* the scheduler has seen the result, so SmartScheduler
+hands it over later with :meth:`attach_checkpoint` (matched by ``validation.step``).
 
 Outcomes: the validation.loss ``outcome_reports`` reports after a recovery (or the last one, at
 completion, early stopping or a crash) is told to the RecoveryPlanner, so its Optuna study learns
@@ -49,14 +50,15 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import SmartConfig
-from tuner.contract import GENERATION_KEY, INTERVENTIONS_FILE, ActionKind, numeric
+from tuner.contract import (CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE,
+                             GENERATION_KEY, INTERVENTIONS_FILE, ActionKind, numeric)
 from tuner.interventions import Intervention, append_jsonl
 from tuner.policy import Decision, TrialMonitor
 from tuner.recovery import RecoveryPlanner, answered, apply_adjustment, storage_url
 from tuner.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
                                     check_version, checkpoint_to_state, encode, header_record,
                                     intervention_record, read_state, saved_trial_ids,
-                                    trial_from_dict, trial_record, trial_to_dict)
+                                    trial_from_dict, trial_record, trial_to_dict, tried_unreadable)
 from tuner.trial_errors import NODE_LOST, TRIAL_CRASH, TrialError
 
 logger = logging.getLogger(__name__)
@@ -182,6 +184,8 @@ class Supervisor:
         """Record ``result`` (and the ``checkpoint`` reported with it, if known) and decide."""
         state = self._trial(trial_id, config, now)
         state.config = dict(config)
+        if isinstance(result.get(CHECKPOINT_RESTORED), str):
+            self._fell_back(trial_id, state, result)
         decision = state.monitor.observe(result, now)
         step = state.monitor.history.step
         numbers = numeric(result)
@@ -195,6 +199,24 @@ class Supervisor:
             self._count_outcome(trial_id, state)
             self._maybe_save(now)
         return action
+
+    def _fell_back(self, trial_id: str, state: TrialState, result: Mapping[str, Any]) -> None:
+        """The trial could not read the checkpoint it was given and restored an older one. When
+        the last healthy checkpoint is one it found unreadable, the restored one takes its place
+        (journaled with this result), so a rollback does not read the unreadable file again.
+        Its metrics are the replaced checkpoint's with ``validation.step`` set to the restored
+        one (Ray's iteration counter runs on from the replaced one, as after the fallback itself).
+        """
+        healthy, step = state.healthy, result.get(CHECKPOINT_RESTORED_STEP)
+        restored, asked = str(result[CHECKPOINT_RESTORED]), str(result.get(CHECKPOINT_UNREADABLE))
+        if healthy is None or not isinstance(step, (int, float)) or not math.isfinite(step) or \
+                not tried_unreadable(checkpoint_to_state(healthy.checkpoint), asked, restored):
+            return
+        name = self.cfg.metric_name("validation.step") or "validation.step"
+        state.healthy = HealthyCheckpoint(restored, int(step), {**healthy.metrics, name: float(step)})
+        self._last_save = -math.inf   # journal it with this result
+        logger.info("trial %s: last healthy checkpoint %s cannot be read; now %s (validation %d)",
+                    trial_id, checkpoint_to_state(healthy.checkpoint), restored, int(step))
 
     def _act(self, trial_id: str, state: TrialState, decision: Decision, step: int,
              now: float) -> Action:

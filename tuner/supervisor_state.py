@@ -70,6 +70,15 @@ def checkpoint_to_state(checkpoint: Any) -> str:
     return str(path) if path is not None else os.fspath(checkpoint)
 
 
+def tried_unreadable(checkpoint: str, asked: str, restored: str) -> bool:
+    """True when a trial given the checkpoint folder ``asked`` that restored ``restored`` instead
+    found ``checkpoint`` unreadable: it tried the folders beside ``asked`` newest first (their
+    names sort in the order they were written, tuner/training/checkpoint.py) down to
+    ``restored``, so every one after ``restored`` up to ``asked`` could not be read."""
+    path, given, read = Path(checkpoint), Path(asked), Path(restored)
+    return path.parent == given.parent == read.parent and read.name < path.name <= given.name
+
+
 def trial_to_dict(state: TrialState) -> dict[str, Any]:
     """JSON-able dict of one TrialState (the healthy checkpoint as a path string)."""
     healthy = None if state.healthy is None else {
@@ -219,4 +228,5 @@ def saved_trial_ids(folder: str | Path) -> set[str]:
 
 __all__ = ["HealthyCheckpoint", "JOURNAL_FILE", "LEGACY_STATE_FILE", "StateJournal", "TrialState",
            "check_version", "checkpoint_to_state", "encode", "fold", "header_record", "intervention_record",
-           "read_state", "saved_trial_ids", "trial_from_dict", "trial_record", "trial_to_dict"]
+           "read_state", "saved_trial_ids", "trial_from_dict", "trial_record", "trial_to_dict",
+           "tried_unreadable"]

@@ -23,7 +23,9 @@ threshold, batch size). ``reset_attention`` / ``lr_restart`` act when the config
 the one the checkpoint was saved under (a scheduler mutation), so a plain resume does not repeat
 them. A checkpoint of an older ``_restart_generation`` is ignored: fresh start with seed +
 generation, and ``validation.step`` counts from 0 again (so a restart shows as the count going back,
-as a rollback does; ``restart_generation`` is reported too).
+as a rollback does; ``restart_generation`` is reported too). A checkpoint that cannot be read: the
+newest readable older one is restored (one line on stderr), and the next report names both folders
+(``checkpoint.unreadable``, ``checkpoint.restored``, ``checkpoint.restored_step``; tuner/contract.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import torch
 from model.data import load_features, make_loader, split_indices
 from model.loss import Tacotron2Loss
 from model.tacotron2 import Tacotron2, Tacotron2Config
+from tuner.contract import CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE
 from tuner.training.batches import EpochBatches, isolated_rng
 from tuner.training.checkpoint import (FORMAT, capture_rng, from_bytes, load_readable_checkpoint,
                                        restore_rng)
@@ -85,6 +88,7 @@ class Trainer:
         self.initial_learning_rate = settings.learning_rate
         self.last_sample: ValidationSample | None = None
         self.last_metrics: dict[str, float] = {}
+        self.fallback: dict[str, str | float] = {}  # the checkpoint fallback, told with the next report
         self.attempt = 0  # claimed in setup(): this run's number among the trial's attempts
         self.ready = False  # setup() done
 
@@ -174,7 +178,7 @@ class Trainer:
         """Build everything and restore from the session's checkpoint when it is usable."""
         self.attempt = self.session.claim_attempt()   # one writer per trial folder (attempts.py)
         with self.session.checkpoint_dir() as folder:   # unreadable: the newest older readable one
-            state = load_readable_checkpoint(folder)[0] if folder is not None else None
+            state, read = load_readable_checkpoint(folder) if folder is not None else (None, None)
         if state is not None and int(state["restart_generation"]) < self.s.restart_generation:
             state = None  # a restart from scratch: every count starts again
         seed = self.s.seed + self.s.restart_generation
@@ -182,6 +186,9 @@ class Trainer:
         if state is not None:
             self._load(state)
             self.validation_step = int(state["validation_step"])
+            if read != Path(folder):
+                self.fallback = {CHECKPOINT_UNREADABLE: str(folder), CHECKPOINT_RESTORED: str(read),
+                                 CHECKPOINT_RESTORED_STEP: float(self.validation_step)}
         self._apply_config()
         with isolated_rng(seed):
             loader = make_loader(self.features, self.val_idx, self.s.batch_size,
@@ -306,7 +313,9 @@ class Trainer:
             **{f"best.{k}": v for k, v in self.best.items()},
         })
         self.last_metrics = metrics = {k: float(v) for k, v in metrics.items()}
-        self.last_good = self.reporter.report(self.step, metrics, self.state_dict(), self.last_sample)
+        self.last_good = self.reporter.report(self.step, {**metrics, **self.fallback},
+                                              self.state_dict(), self.last_sample)
+        self.fallback = {}
         self.restores_since_report = 0
         return metrics
 
