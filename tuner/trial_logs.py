@@ -18,11 +18,13 @@ TensorBoard files (``<trial>/tensorboard``), so the trial appears once in Tensor
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+from ray.tune.result import EXPR_PROGRESS_FILE
 
 __all__ = ["InterventionMarkers", "KeepingCSVLogger", "KeepingJsonLogger", "NoRayTensorBoard",
            "trial_loggers"]
@@ -41,7 +43,22 @@ class KeepingJsonLogger(_KeepLocal, JsonLoggerCallback):
 
 
 class KeepingCSVLogger(_KeepLocal, CSVLoggerCallback):
-    """``progress.csv`` with every report."""
+    """``progress.csv`` with every report.
+
+    A file continued by a new writer (the trial retried after an error, or a resumed sweep) keeps
+    its header's columns: Ray's writer takes them from its first report, so a key that report
+    adds (the checkpoint fallback's, tuner/contract.py) shifted every later column.
+    """
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        if trial not in self._trial_files:
+            self._setup_trial(trial)
+        if self._trial_csv[trial] is None and self._trial_continue[trial]:
+            with open(Path(trial.local_path, EXPR_PROGRESS_FILE), newline="") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                self._trial_csv[trial] = csv.DictWriter(self._trial_files[trial], header)
+        super().log_trial_result(iteration, trial, result)
 
 
 class NoRayTensorBoard(TBXLoggerCallback):
