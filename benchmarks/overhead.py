@@ -120,6 +120,7 @@ def _prefill(sched: _Scheduler, trials: list[SimTrial], results: list[dict[str, 
                 for tracker in h._trackers.values():
                     tracker.push(clean)
                 h.total_reports += 1
+            h._latest, h._step = shared[-1], None          # as History.append leaves them
         return
     if name == "asha":
         for k in sorted({4 * 3 ** i for i in range(8) if 4 * 3 ** i < history}):   # its rungs up to `history`

@@ -77,9 +77,10 @@ def numeric(result: Mapping[str, Any]) -> dict[str, float]:
     and nested dicts dropped. NaN and +-Inf are kept (they are the signal)."""
     out: dict[str, float] = {}
     for key, value in result.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)) or _numpy_number(value):
+        kind = type(value)
+        if kind is float or kind is int:      # most values: no further checks (bool is not int here)
+            out[str(key)] = float(value)
+        elif kind is not bool and (isinstance(value, (int, float)) or _numpy_number(value)):
             out[str(key)] = float(value)
     return out
 

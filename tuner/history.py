@@ -65,7 +65,13 @@ class _Ring:
 
     def tail(self, k: int | None) -> list[Any]:
         k = self.n if k is None else max(0, min(k, self.n))
-        return [self.buf[(self.start + self.n - k + i) % self.cap] for i in range(k)]
+        stop = self.start + self.n               # one past the newest, unwrapped: < 2 * cap
+        first = stop - k
+        if stop <= self.cap:                     # list slices: the rules read a tail per result
+            return self.buf[first:stop]
+        if first >= self.cap:
+            return self.buf[first - self.cap:stop - self.cap]
+        return self.buf[first:] + self.buf[:stop - self.cap]
 
     def __getitem__(self, index: int) -> Any:
         if not -self.n <= index < self.n:
@@ -102,6 +108,10 @@ class History:
         self._trackers: dict[Any, Tracker] = {}
         self.initial_training_loss: float | None = None
         self.total_reports = 0
+        # The rules read the latest result ~20 times per result and its step ~9 times: kept here
+        # rather than looked up in the ring each time (None: empty window / not computed yet).
+        self._latest: dict[str, float] | None = None
+        self._step: int | None = None
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -125,26 +135,32 @@ class History:
 
     def append(self, result: Mapping[str, Any]) -> None:
         """Record one result; keeps numeric values as floats (NaN/Inf kept as they are)."""
-        self.last_reported = tuple(str(k) for k in result)
+        self.last_reported = tuple(map(str, result))
         items = result.items() if self.keep is None else ((k, result[k]) for k in self.keep if k in result)
-        clean = {str(k): f for k, v in items if (f := _as_float(v)) is not None}
+        # plain floats (most values) as they are; anything else through _as_float
+        clean = {str(k): f for k, v in items
+                 if (f := v if type(v) is float else _as_float(v)) is not None}
         for name, others in self.alternatives.items():
-            other = next((o for o in others if o in clean), None)
-            if name not in clean and other is not None:
-                clean[name] = clean[other]
+            if name not in clean:
+                other = next((o for o in others if o in clean), None)
+                if other is not None:
+                    clean[name] = clean[other]
         self._results.append(clean)
         for tracker in self._trackers.values():
             tracker.push(clean)
         self.total_reports += 1
-        name = self.reported_name(TRAINING_LOSS)
-        loss = clean.get(name) if name else None
-        if self.initial_training_loss is None and loss is not None and math.isfinite(loss):
-            self.initial_training_loss = loss
+        self._latest, self._step = clean, None
+        if self.initial_training_loss is None:
+            name = self.reported_name(TRAINING_LOSS)
+            loss = clean.get(name) if name else None
+            if loss is not None and math.isfinite(loss):
+                self.initial_training_loss = loss
 
     def reset(self, keep_initial: bool = True) -> None:
         """Empty the window (after a rollback); keep the initial training loss unless told not to."""
         self._results.clear()
         self._trackers.clear()
+        self._latest = self._step = None
         if not keep_initial:
             self.initial_training_loss = None
 
@@ -159,7 +175,7 @@ class History:
     def has(self, metric: str) -> bool:
         """True when the latest result carries `metric`."""
         name = self.reported_name(metric)
-        return bool(self._results) and name is not None and name in self._results[-1]
+        return self._latest is not None and name is not None and name in self._latest
 
     def tracker(self, key: Any, factory: Callable[[History], Tracker]) -> Tracker:
         """The incremental statistics ``key`` of this window: created by ``factory(self)`` on first
@@ -177,45 +193,53 @@ class History:
 
         Raises MissingMetricError when one of those results lacks it.
         """
-        return self._column(metric, self.reported_name(metric), last)
-
-    def _column(self, metric: str, name: str | None, last: int | None) -> list[float]:
+        name, rows = self.names.get(metric, metric), self._results.tail(last)
         try:
             if name is None:
                 raise KeyError(metric)
-            return [r[name] for r in self._tail(last)]
+            return [r[name] for r in rows]
         except KeyError:
-            lacking = next(r for r in self._tail(last) if name is None or name not in r)
-            reported = lacking.keys() if self.keep is None else self.last_reported
-            raise MissingMetricError(metric, name or "null", reported) from None
+            raise self._missing(metric, name, rows) from None
 
-    def _tail(self, last: int | None) -> Iterable[dict[str, float]]:
-        return self._results.tail(last)
+    def _missing(self, metric: str, name: str | None, rows: Iterable[dict[str, float]]) -> MissingMetricError:
+        lacking = next(r for r in rows if name is None or name not in r)
+        reported = lacking.keys() if self.keep is None else self.last_reported
+        return MissingMetricError(metric, name or "null", reported)
 
     def latest(self, metric: str) -> float:
-        """The latest value of `metric` (MissingMetricError when absent)."""
-        return self.series(metric, last=1)[0]
+        """The latest value of `metric` (MissingMetricError when absent, IndexError when empty)."""
+        name, last = self.names.get(metric, metric), self._latest
+        if last is None:
+            raise IndexError("latest of an empty History")
+        if name is None or name not in last:
+            raise self._missing(metric, name, (last,))
+        return last[name]
 
     def optional_series(self, metric: str, last: int | None = None) -> list[float]:
         """Values of an optional metric from the results that carry it (no error when absent)."""
-        name = self.reported_name(metric)
+        name = self.names.get(metric, metric)
         if name is None:
             return []
-        return [r[name] for r in self._tail(last) if name in r]
+        return [r[name] for r in self._results.tail(last) if name in r]
 
     @property
     def step(self) -> int:
         """The latest `validation.step` (the count of reports so far when not reported)."""
+        if self._step is None:
+            self._step = self._latest_step()
+        return self._step
+
+    def _latest_step(self) -> int:
         name = self.reported_name(VALIDATION_STEP)
-        if self._results and name and name in self._results[-1]:
-            value = self._results[-1][name]
+        if self._latest is not None and name and name in self._latest:
+            value = self._latest[name]
             if math.isfinite(value):
                 return int(value)
         return self.total_reports
 
     # ---------------------------------------------------------------- container protocol
     def __len__(self) -> int:
-        return len(self._results)
+        return self._results.n
 
     def __iter__(self) -> Iterator[dict[str, float]]:
         return iter(self._results.tail(None))
@@ -234,6 +258,8 @@ class History:
         for r in d["results"]:
             self._results.append(dict(r))
         self._trackers.clear()
+        self._latest = self._results[-1] if len(self._results) else None
+        self._step = None
         self.initial_training_loss = d.get("initial_training_loss")
         self.total_reports = int(d.get("total_reports", len(self._results)))
         self.last_reported = tuple(d.get("last_reported", ()))

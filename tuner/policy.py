@@ -39,7 +39,7 @@ from typing import Any, Mapping, cast
 from tuner.config import SmartConfig
 from tuner.contract import RECOVERY_ACTIONS, ActionKind
 from tuner.history import History
-from tuner.rules import Problem, diagnose
+from tuner.rules import Problem, active_rules, diagnose
 
 # Problem kinds whose recovery is a restart from scratch (the model itself is unusable).
 RESTART_KINDS = frozenset({"validation_loss", "training_degradation"})
@@ -60,6 +60,10 @@ class Decision:
                                      # outcome window did not hold
 
 
+# The decision on a report without any problem (most reports): one shared, immutable instance.
+QUIET = Decision("continue", (), (), True)
+
+
 def _unambiguous(problem: Problem) -> bool:
     """Non-finite values and grad.norm above the critical limit: never held back by the guards."""
     if problem.severity != "critical":
@@ -73,6 +77,7 @@ class TrialMonitor:
     def __init__(self, cfg: SmartConfig, start_time: float) -> None:
         self.cfg = cfg
         self.history = History.for_config(cfg)
+        self._rules = active_rules(self.history, cfg)   # fixed by the config: found once, not per result
         self.start_time = float(start_time)
         self.recoveries = 0
         self.ever_healthy = False            # a healthy result since the trial (re)started
@@ -96,7 +101,7 @@ class TrialMonitor:
         model whose attention has not formed yet are still healthy ones to roll back to.
         """
         self.history.append(result)
-        problems = tuple(diagnose(self.history, self.cfg))
+        problems = tuple(diagnose(self.history, self.cfg, self._rules))
         # the one place the guards filter: what counts now, hence what a recovery answers
         acting = tuple(p for p in problems if _unambiguous(p)) if self.guarded(now) else problems
         healthy = not any(p.severity == "critical" for p in acting)
@@ -106,6 +111,8 @@ class TrialMonitor:
         self._track_best()
         action, reasons = self._decide(problems, acting, now)
         self.last_action = action
+        if action == "continue" and not problems:
+            return QUIET
         needs = action in RECOVERY_ACTIONS or (action == "stop" and self._budget_spent)
         return Decision(action, tuple(reasons), problems, healthy, acting, needs)
 

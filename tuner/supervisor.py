@@ -114,6 +114,7 @@ class Supervisor:
         self._dirty: set[str] = set()     # trials changed since they were last journaled
         self._lines: dict[str, str] = {}  # each trial's last journal line (compaction reuses it)
         self._saved_interventions = 0     # interventions already journaled
+        self._loss_name = cfg.metric_name("validation.loss") or ""
 
     # ------------------------------------------------------------------ set-up
     def _study_storage(self) -> str | None:
@@ -183,13 +184,14 @@ class Supervisor:
                   checkpoint: Any | None, now: float) -> Action:
         """Record ``result`` (and the ``checkpoint`` reported with it, if known) and decide."""
         state = self._trial(trial_id, config, now)
-        state.config = dict(config)
+        if state.config != config:   # a copy only when the config changed, not on every result
+            state.config = dict(config)
         if isinstance(result.get(CHECKPOINT_RESTORED), str):
             self._fell_back(trial_id, state, result)
         decision = state.monitor.observe(result, now)
         step = state.monitor.history.step
         numbers = numeric(result)
-        state.last_loss = numbers.get(self.cfg.metric_name("validation.loss") or "", math.nan)
+        state.last_loss = numbers.get(self._loss_name, math.nan)
         if decision.healthy:
             state.pending = (step, numbers)
             if checkpoint is not None:
@@ -321,8 +323,7 @@ class Supervisor:
         if state is None:
             return
         if result:
-            name = self.cfg.metric_name("validation.loss") or ""
-            state.last_loss = numeric(result).get(name, state.last_loss)
+            state.last_loss = numeric(result).get(self._loss_name, state.last_loss)
         self._tell_outcome(trial_id, state)
         state.finished = True
         self._dirty.add(trial_id)

@@ -37,18 +37,28 @@ RULES: tuple[tuple[Callable[..., Problem | None], str, tuple[str, ...]], ...] = 
 )
 
 
-def diagnose(history: History | Sequence[Mapping[str, Any]], cfg: SmartConfig) -> list[Problem]:
+def active_rules(window: History, cfg: SmartConfig) -> tuple[tuple[Callable[..., Problem | None], Any], ...]:
+    """(rule, its config section) for every rule of RULES whose metrics `window` reports (a metric
+    mapped to null skips the rule), in RULES order. It depends only on the config, so a trial's
+    monitor finds it once and hands it to every `diagnose` call."""
+    return tuple((rule, getattr(cfg.diagnostics, section)) for rule, section, needs in RULES
+                 if all(window.enabled(m) for m in needs))
+
+
+def diagnose(history: History | Sequence[Mapping[str, Any]], cfg: SmartConfig,
+             rules: Sequence[tuple[Callable[..., Problem | None], Any]] | None = None) -> list[Problem]:
     """All problems the rules find in `history` (a History or result dicts, oldest first),
-    most severe first (ties keep the RULES order). A missing metric raises MissingMetricError."""
+    most severe first (ties keep the RULES order). A missing metric raises MissingMetricError.
+    `rules`: `active_rules(history, cfg)` when the caller has it already."""
     window = history if isinstance(history, History) else History.from_results(history, cfg)
+    serious_after = cfg.diagnostics.serious_after
     problems = []
-    for rule, section, needs in RULES:
-        if all(window.enabled(m) for m in needs):
-            found = rule(window, getattr(cfg.diagnostics, section), cfg.diagnostics.serious_after)
-            if found is not None:
-                problems.append(found)
+    for rule, section in active_rules(window, cfg) if rules is None else rules:
+        found = rule(window, section, serious_after)
+        if found is not None:
+            problems.append(found)
     return sorted(problems, key=lambda p: -p.rank)
 
 
-__all__ = ["Problem", "SEVERITY_RANK", "RULES", "diagnose", "gradient_explosion", "overfitting",
+__all__ = ["Problem", "SEVERITY_RANK", "RULES", "active_rules", "diagnose", "gradient_explosion", "overfitting",
            "stagnation", "attention_collapse", "gate_collapse", "validation_loss", "training_degradation"]

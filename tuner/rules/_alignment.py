@@ -37,10 +37,10 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
         return None
     if score < cfg.critical:
         return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.critical, step)
-    if held_for(scores, cfg.critical_after, lambda v: v < cfg.warning):
-        return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.warning, step,
-                            f"below it for {cfg.critical_after} reports: the attention has not formed")
     if score < cfg.warning:
+        if held_for(scores, cfg.critical_after, lambda v: v < cfg.warning):
+            return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.warning, step,
+                                f"below it for {cfg.critical_after} reports: the attention has not formed")
         held = held_for(scores, serious_after, lambda v: v < cfg.warning)
         return make_problem("attention_collapse", "serious" if held else "warning", ATTENTION, score, "<",
                             cfg.warning, step, f"below it for {serious_after} reports" if held else "")
@@ -70,8 +70,8 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Pro
     if not cfg.enabled or len(window) == 0:
         return None
     if cfg.requires_attention > 0 and window.has(ATTENTION):
-        attention = window.optional_series(ATTENTION, last=1)
-        if attention and math.isfinite(attention[-1]) and attention[-1] < cfg.requires_attention:
+        attention = window.latest(ATTENTION)
+        if math.isfinite(attention) and attention < cfg.requires_attention:
             return None
     accuracy, step = window.series(GATE, last=max(serious_after, 1)), window.step
     acc = accuracy[-1]
@@ -79,9 +79,9 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Pro
         return None
     if acc < cfg.critical:
         return make_problem("gate_collapse", "critical", GATE, acc, "<", cfg.critical, step)
-    early = window.optional_series(EARLY_STOP, last=1) if window.has(EARLY_STOP) else []
-    if early and math.isfinite(early[-1]) and early[-1] > cfg.early_stop_fraction:
-        return make_problem("gate_collapse", "serious", EARLY_STOP, early[-1], ">", cfg.early_stop_fraction,
+    early = window.latest(EARLY_STOP) if window.has(EARLY_STOP) else math.nan
+    if math.isfinite(early) and early > cfg.early_stop_fraction:
+        return make_problem("gate_collapse", "serious", EARLY_STOP, early, ">", cfg.early_stop_fraction,
                             step, "gate closes before 30% of the sequence")
     if acc < cfg.warning:
         held = held_for(accuracy, serious_after, lambda v: v < cfg.warning)

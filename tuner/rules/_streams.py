@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from statistics import median
 from typing import Mapping
 
 SQRT6 = math.sqrt(6.0)
@@ -44,16 +43,16 @@ class SlidingMin:
     def __init__(self) -> None:
         self.q: deque[tuple[float, int, float]] = deque()
 
-    def push(self, value: float, pos: int, payload: float = math.nan) -> None:
-        if not math.isfinite(value):
-            return
-        while self.q and self.q[-1][0] >= value:
-            self.q.pop()
-        self.q.append((value, pos, payload))
-
-    def evict_before(self, pos: int) -> None:
-        while self.q and self.q[0][1] < pos:
-            self.q.popleft()
+    def slide(self, value: float, pos: int, oldest: int, payload: float = math.nan) -> None:
+        """Push (value, pos, payload) (a non-finite value is not pushed), then drop the entries
+        at positions before ``oldest``: the range is now [oldest, pos]."""
+        q = self.q
+        if math.isfinite(value):
+            while q and q[-1][0] >= value:
+                q.pop()
+            q.append((value, pos, payload))
+        while q and q[0][1] < oldest:
+            q.popleft()
 
     def best(self) -> tuple[float, int, float] | None:
         return self.q[0] if self.q else None
@@ -62,9 +61,16 @@ class SlidingMin:
 def _smoothed(values: deque[float]) -> float:
     """Median of the values once the deque is full and they are all finite; NaN before (the
     first reports of a window are not smoothed values and never become a best)."""
-    if len(values) < (values.maxlen or 0) or not all(math.isfinite(v) for v in values):
+    if len(values) < (values.maxlen or 0) or not all(map(math.isfinite, values)):
         return math.nan
-    return median(values)
+    return _median(sorted(values))
+
+
+def _median(ordered: list[float]) -> float:
+    """statistics.median of an already sorted, non-empty list (the same arithmetic, without its
+    copying and checks: two medians per result per tracker)."""
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class LossTracker:
@@ -87,6 +93,7 @@ class LossTracker:
         self.windows = windows
         self._recent = {n: SlidingMin() for n in windows}
         self._before = {n: SlidingMin() for n in windows}
+        self._sliding = tuple((n, self._recent[n], self._before[n]) for n in windows)
         self.sigma = math.nan          # absolute noise of the raw validation loss
         self.sigma_rel = math.nan      # ... relative to its level
         self.frozen = 0                # results in a row with identical (train, val)
@@ -103,14 +110,12 @@ class LossTracker:
         self.smooth_val.append(sv)
         self.smooth_train = st
         first = pos - self.maxlen + 1                    # oldest position still in the window
-        self._best.push(sv, pos, st)
-        self._best.evict_before(first)
-        for n in self.windows:
-            self._recent[n].push(sv, pos)
-            self._recent[n].evict_before(pos - n + 1)
-            if pos - n >= 0 and len(self.smooth_val) > n:   # the value leaving the recent n
-                self._before[n].push(self.smooth_val[-n - 1], pos - n)
-            self._before[n].evict_before(first)
+        self._best.slide(sv, pos, first, st)
+        for n, recent, before in self._sliding:
+            recent.slide(sv, pos, pos - n + 1)
+            # the value leaving the recent n (NaN, not pushed, before there is one)
+            leaving = self.smooth_val[-n - 1] if pos - n >= 0 and len(self.smooth_val) > n else math.nan
+            before.slide(leaving, pos - n, first)
         if math.isfinite(v):
             self._noise_vals.append(v)
             self._noise()

@@ -105,11 +105,12 @@ def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
         return None
     best, at, train_at = found
     age = losses.count - 1 - at
+    if best <= 0 or age < cfg.rising_window:
+        return None
     tolerance = rise_tolerance(cfg, losses.sigma_rel)
     limit = best * (1 + tolerance)
     recent = losses.recent_smoothed(cfg.critical_rise_reports)
-    if best <= 0 or age < cfg.rising_window or len(recent) < cfg.critical_rise_reports \
-            or not all(v > limit for v in recent):
+    if len(recent) < cfg.critical_rise_reports or not all(v > limit for v in recent):
         return None
     train_now = losses.smooth_train
     if not train_now < train_at * (1 + cfg.train_rise_tolerance):
