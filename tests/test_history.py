@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tuner.config import config_from_dict, load_config
-from tuner.history import History, MissingMetricError
+from tuner.history import History, MissingMetricError, _Ring
 
 
 def result(step: int, loss: float = 1.0, **extra: float) -> dict:
@@ -116,3 +116,35 @@ def test_state_dict_round_trips_through_json() -> None:
 def test_maxlen_must_be_positive() -> None:
     with pytest.raises(ValueError, match="maxlen must be >= 1, got 0"):
         History(0)
+
+
+@pytest.mark.parametrize("cap", [1, 2, 3, 5])
+def test_ring_tail_is_the_last_k_at_every_wrap_position(cap: int) -> None:
+    """The tail is read as list slices: before, at and across the wrap of the buffer."""
+    ring, pushed = _Ring(cap), []
+    for item in range(3 * cap + 2):
+        ring.append(item)
+        pushed.append(item)
+        kept = pushed[-cap:]
+        for k in (None, 0, 1, 2, cap - 1, cap, cap + 3):
+            assert ring.tail(k) == (kept if k is None else kept[len(kept) - min(k, len(kept)):])
+        assert ring[-1] == item and ring[0] == kept[0]
+
+
+def test_latest_and_step_follow_append_reset_and_load() -> None:
+    """The latest result and its step are kept between appends; a reset or a state load
+    changes them, and an empty window has none."""
+    h = History(3)
+    h.append({"training.loss": 2.0})                   # no validation.step: the count of reports
+    assert (h.step, h.latest("training.loss"), h.has("training.loss")) == (1, 2.0, True)
+    h.append(result(7, 1.5))
+    assert (h.step, h.latest("training.loss")) == (7, 1.5)
+    saved = json.loads(json.dumps(h.state_dict()))
+    h.reset()
+    assert (h.step, h.has("training.loss"), len(h)) == (2, False, 0)
+    with pytest.raises(IndexError):
+        h.latest("training.loss")
+    h.load_state_dict(saved)
+    assert (h.step, h.latest("training.loss"), h.has("training.loss")) == (7, 1.5, True)
+    h.load_state_dict({"results": [], "total_reports": 4})
+    assert (h.step, h.has("training.loss")) == (4, False)

@@ -5,8 +5,8 @@ import pytest
 
 from tuner.config import SmartConfig, config_from_dict, load_config
 from tuner.history import History, MissingMetricError
-from tuner.rules import (Problem, attention_collapse, diagnose, gate_collapse, gradient_explosion,
-                         overfitting, stagnation, training_degradation, validation_loss)
+from tuner.rules import (RULES, Problem, active_rules, attention_collapse, diagnose, gate_collapse,
+                         gradient_explosion, overfitting, stagnation, training_degradation, validation_loss)
 
 NAN, INF = float("nan"), float("inf")
 CFG = load_config()
@@ -301,6 +301,23 @@ def test_metric_mapped_to_null_skips_its_rule() -> None:
     cfg = config_from_dict({"metrics": {"validation.attention_score": None, "validation.gate_accuracy": None}})
     rows = [{k: v for k, v in r.items() if "attention" not in k and "gate" not in k} for r in results(3)]
     assert diagnose(rows, cfg) == []
+
+
+@pytest.mark.parametrize("metrics, skipped", [
+    ({}, set()),
+    ({"validation.attention_score": None}, {"attention_collapse"}),
+    ({"training.loss": None}, {"gradient_explosion", "training_degradation", "overfitting", "stagnation"}),
+])
+def test_active_rules_are_those_whose_metrics_are_reported(metrics: dict, skipped: set[str]) -> None:
+    """What a monitor finds once per trial: the rules of RULES whose metrics are not mapped to
+    null, in order; diagnose gives the same problems with it as without."""
+    cfg = config_from_dict({"metrics": metrics})
+    found = active_rules(History.for_config(cfg), cfg)
+    assert [rule.__name__ for rule, _ in found] == [r.__name__ for r, _, _ in RULES if r.__name__ not in skipped]
+    rows = [{k: v for k, v in r.items() if metrics.get(k, k) is not None}
+            for r in results(8, grad_norm=[150.0], attention=[0.01])]
+    window = History.from_results(rows, cfg)
+    assert diagnose(window, cfg, found) == diagnose(window, cfg) != []
 
 
 def test_disabled_rule_is_skipped() -> None:
