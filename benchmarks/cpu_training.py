@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _save_alignment(alignment: Any, step: int, score: float) -> None:
-    from tuner.plots import plot_alignment
+    from tuner.reporting.plots import plot_alignment
 
     fig = plot_alignment(alignment, title=f"tiny preset, step {step}, attention score {score:.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ minimal ``SimController``. PBT's exploit touches controller internals: ``_schedu
 (answered with the trial's current surrogate checkpoint), ``pause_trial``, ``get_trials`` and
 ``get_live_trials``, and writes ``trial.run_metadata.checkpoint_manager._latest_checkpoint_result``,
 which the harness reads back as the checkpoint to restore. The Smart Tuner is driven through
-``tuner.supervisor.Supervisor`` (the Ray-free core of SmartScheduler).
+``tuner.core.supervisor.Supervisor`` (the Ray-free core of SmartScheduler).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class SimTrial:
         manager = SimpleNamespace(checkpoint_config=SimpleNamespace(num_to_keep=None), _latest_checkpoint_result=None)
         self.run_metadata = SimpleNamespace(checkpoint_manager=manager)
         self.local_experiment_path = ""
-        self.latest_checkpoint_result: Any = None   # read by SmartScheduler (tuner/_ray_compat.py)
+        self.latest_checkpoint_result: Any = None   # read by SmartScheduler (tuner/raytune/_ray_compat.py)
 
     def is_finished(self) -> bool:
         return self.status == TERMINATED
@@ -220,15 +220,15 @@ class PbtDriver(Driver):
 
 
 class SmartDriver(Driver):
-    """tuner.supervisor.Supervisor (the Ray-free core of SmartScheduler)."""
+    """tuner.core.supervisor.Supervisor (the Ray-free core of SmartScheduler)."""
 
     name = "smart"
 
     def __init__(self, scenario: Scenario, seed: int, controller: SimController) -> None:
         super().__init__(scenario, seed, controller)
-        from tuner.config import load_config
-        from tuner.recovery import RecoveryPlanner
-        from tuner.supervisor import Supervisor
+        from tuner.core.config import load_config
+        from tuner.core.recovery import RecoveryPlanner
+        from tuner.core.supervisor import Supervisor
 
         cfg = load_config()
         # echo=False: interventions are kept in supervisor.interventions, not printed per line.

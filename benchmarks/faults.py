@@ -17,7 +17,7 @@ satisfy the cure) it changes the trial's state and metrics as below; once cured,
 
 Cures belong to the trial, not to any scheduler: each faulty trial draws its thresholds
 (``Fault.cure``) from the scenario's ranges (``CURE_RANGES`` by default, ``faults.<kind>.cure``
-in a scenario file), independently of Smart Tuner's adjustment regions in tuner/config.yaml.
+in a scenario file), independently of Smart Tuner's adjustment regions in tuner/core/config.yaml.
 Flags that only Smart Tuner sets (``lr_restart``, ``reset_attention``) cure nothing by
 themselves: no recorded real run shows that they do.
 
@@ -44,7 +44,7 @@ EXPLOSION_NAN_KINDS: frozenset[str] = frozenset({"gradient_explosion"})
 
 # Default ranges of the per-trial cure thresholds (uniform draws; see the module table).
 # A trial is cured when ANY of its thresholds is met. Chosen once, before the comparison, from
-# what the thresholds mean, not from tuner/config.yaml: a stability limit of the learning rate
+# what the thresholds mean, not from tuner/core/config.yaml: a stability limit of the learning rate
 # between 0.2x and 0.7x the sampled one (an unstable trial is rarely stable just below its rate,
 # and rarely needs less than a fifth); a collapsed attention needs 1.2-2.5x its guided-attention
 # weight; a collapsed gate 1.2-2.5x its loss weight or 1.1-2x its positive weight; overfitting

@@ -28,7 +28,7 @@ from benchmarks.surrogate import Calibration
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.yaml"
 # reports after onset a fault's rule needs before it can act (documented latencies, config.yaml
 # defaults): explosion/NaN/corrupt data at once; overfitting: 7 reports, its documented latency
-# on a quiet trial (tuner/config.yaml: the smoothed rise held 3 reports); attention/gate: critical
+# on a quiet trial (tuner/core/config.yaml: the smoothed rise held 3 reports); attention/gate: critical
 # at once, serious after 5; stagnation: its 20-report window
 NEEDS = {"gradient_explosion": 1, "nan": 1, "corrupt_data": 1, "overfitting": 7, "attention_collapse": 5,
          "gate_collapse": 5, "stagnation": 20}

@@ -16,7 +16,7 @@ the trials due to perturb at their next report (perturbation interval 4). Then e
 reports once more per round, round-robin, until at least 2,000 decisions are timed (one round at
 10,000 trials).
 
-- smart: ``tuner.scheduler.SmartScheduler.on_trial_result`` (checkpoint sync, record -> diagnose
+- smart: ``tuner.raytune.scheduler.SmartScheduler.on_trial_result`` (checkpoint sync, record -> diagnose
   -> decide, state journal written at most every 10 s into a temporary experiment folder); with
   healthy trials it never mutates, so no Ray controller call is made;
 - asha: ``AsyncHyperBandScheduler.on_trial_result``; pbt: ``PopulationBasedTraining.on_trial_result``
@@ -70,7 +70,7 @@ class _Scheduler:
         if name == "smart":
             import tempfile
 
-            from tuner.scheduler import SmartScheduler
+            from tuner.raytune.scheduler import SmartScheduler
 
             self._tmp = tempfile.TemporaryDirectory()
             self.sched = SmartScheduler(experiment_dir=self._tmp.name, echo=False)

@@ -6,7 +6,7 @@ checkpoint under the trial's *current* config (a checkpoint of an older ``_resta
 is ignored: fresh start), exactly as ``train_tts`` does. The population is fed in order through
 ``BasicVariantGenerator(points_to_evaluate=...)``, so every scheduler sees the same trials.
 Schedulers: FIFO, FIFO + ``nan_budget_stopper`` (stop a trial at a non-finite loss/grad norm),
-ASHA, PBT and ``tuner.scheduler.SmartScheduler``; the stopper also ends the whole
+ASHA, PBT and ``tuner.raytune.scheduler.SmartScheduler``; the stopper also ends the whole
 sweep when the budget of trial-reports is spent.
 
 Each trial appends one JSON line per report to a shared log (time, trial, report index, the
@@ -100,7 +100,7 @@ def _scheduler(name: str, sc: Scenario) -> Any:
         return PopulationBasedTraining(time_attr="validation.step", hyperparam_mutations=pbt_mutations(sc.search_space),
                                        log_config=False, **dict(sc.pbt))
     if name == "smart":
-        from tuner.scheduler import SmartScheduler
+        from tuner.raytune.scheduler import SmartScheduler
 
         return SmartScheduler(echo=False)
     return FIFOScheduler()

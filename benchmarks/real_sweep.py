@@ -70,7 +70,7 @@ def _scheduler(name: str, sc: dict[str, Any], reports: int) -> Any:
     if name == "asha":
         return AsyncHyperBandScheduler(time_attr="training_iteration", max_t=reports, **dict(sc.get("asha", {})))
     if name == "smart":
-        from tuner.scheduler import SmartScheduler
+        from tuner.raytune.scheduler import SmartScheduler
 
         return SmartScheduler(echo=True)
     return FIFOScheduler()

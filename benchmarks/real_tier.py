@@ -51,7 +51,7 @@ def _sweep(name: str, storage: Path) -> dict[str, Any]:
 
     scheduler: Any = None
     if name == "smart":
-        from tuner.scheduler import SmartScheduler
+        from tuner.raytune.scheduler import SmartScheduler
 
         scheduler = SmartScheduler(echo=True)
     t0 = time.time()

@@ -158,8 +158,8 @@ def replay(doc: dict[str, Any], cfg: Any = None) -> dict[str, Any]:
     default rules (or ``cfg``) until its first intervention. The clock is ``training.step`` x
     ``SECONDS_PER_STEP``; the checkpoint of every report is a name. Returns the first action
     (None: no intervention), the 1-based report and training step it came at, and its problems."""
-    from tuner.config import load_config
-    from tuner.supervisor import Supervisor
+    from tuner.core.config import load_config
+    from tuner.core.supervisor import Supervisor
 
     sup = Supervisor(cfg or load_config(), None, echo=False)
     config = dict(doc["config"])

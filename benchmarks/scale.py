@@ -91,7 +91,7 @@ def _scheduler(kind: str) -> Any:
         from ray.tune.schedulers import FIFOScheduler
 
         return _timed(FIFOScheduler)()
-    from tuner.scheduler import SmartScheduler
+    from tuner.raytune.scheduler import SmartScheduler
 
     return _timed(SmartScheduler)(echo=False)
 
@@ -137,7 +137,7 @@ def hooks_only(trials: int, reports: int, concurrent: int) -> dict[str, Any]:
     Returns the seconds spent in the hooks in total and per trial: the driver CPU the scheduler
     adds, free of the machine's Ray noise."""
     from benchmarks.drivers import RUNNING, SimController, SimTrial
-    from tuner.scheduler import SmartScheduler
+    from tuner.raytune.scheduler import SmartScheduler
 
     with tempfile.TemporaryDirectory() as folder:
         controller = SimController(save_fn=lambda t: None)

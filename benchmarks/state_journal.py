@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e_helpers import _metrics
-from tuner.config import config_from_dict
+from tuner.core.config import config_from_dict
 from tuner.contract import RECOVERY_ACTIONS
-from tuner.recovery import RecoveryPlanner
-from tuner.supervisor import Supervisor
-from tuner.supervisor_state import JOURNAL_FILE
+from tuner.core.recovery import RecoveryPlanner
+from tuner.core.supervisor import Supervisor
+from tuner.core.supervisor_state import JOURNAL_FILE
 
 CFG = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
                         "optuna": {"seed": 0}})

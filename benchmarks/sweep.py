@@ -54,7 +54,7 @@ def tier1a(scenario: Scenario, calibration: Calibration, seeds: tuple[int, ...])
     for name in scenario.schedulers:
         try:
             out[name] = [run_population(scenario, seed, name, calibration) for seed in seeds]
-        except ImportError as e:  # e.g. tuner.supervisor missing in an old checkout
+        except ImportError as e:  # e.g. tuner.core.supervisor missing in an old checkout
             out[name] = f"{type(e).__name__}: {e}"
     return out
 

@@ -75,10 +75,10 @@ def validate(model: Tacotron2, loader, loss_fn: Tacotron2Loss, r: int) -> tuple[
 
 
 def save_alignment(alignment: torch.Tensor, path: Path, title: str) -> None:
-    """The alignment picture TensorBoard shows (tuner.plots.plot_alignment), saved as a PNG."""
+    """The alignment picture TensorBoard shows (tuner.reporting.plots.plot_alignment), saved as a PNG."""
     import matplotlib.pyplot as plt
 
-    from tuner.plots import plot_alignment
+    from tuner.reporting.plots import plot_alignment
 
     fig = plot_alignment(alignment.numpy(), title=title)  # (T_dec, L)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ A trial's model is usable when all of these hold for it (issue 8):
 - finite: validation.loss (and grad.norm, when given) are finite numbers;
 - aligned: validation.attention_score >= ``ATTENTION_MIN`` (0.5);
 - gate working: validation.gate_accuracy >= ``GATE_MIN``, the gate rule's *warning* threshold
-  in tuner/config.yaml (``diagnostics.gate.warning``, 0.4; read from the packaged defaults, not
+  in tuner/core/config.yaml (``diagnostics.gate.warning``, 0.4; read from the packaged defaults, not
   from a user file);
 - at target: its clean validation.loss <= the scenario's target. "Clean" is the loss without
   measurement noise: on the surrogate the noise-free curve (``SurrogateTrial.clean_metrics``),
@@ -27,7 +27,7 @@ ATTENTION_MIN = 0.5
 
 
 def _gate_warning() -> float:
-    path = Path(__file__).resolve().parent.parent / "tuner" / "config.yaml"
+    path = Path(__file__).resolve().parent.parent / "tuner" / "core" / "config.yaml"
     try:
         return float(yaml.safe_load(path.read_text())["diagnostics"]["gate"]["warning"])
     except (OSError, KeyError, TypeError, ValueError):

@@ -195,8 +195,8 @@ def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_sampl
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from tuner.config import config_from_dict
-    from tuner.scheduler import SmartScheduler
+    from tuner.core.config import config_from_dict
+    from tuner.raytune.scheduler import SmartScheduler
 
     scheduler = SmartScheduler(config=config_from_dict(SMART_TEST_CONFIG))
     search = None

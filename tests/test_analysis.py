@@ -1,4 +1,4 @@
-"""Tests for tuner/analysis.py on a constructed experiment folder (Ray's trial-folder layout)."""
+"""Tests for tuner/reporting/analysis.py on a constructed experiment folder (Ray's trial-folder layout)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.analysis import (ExperimentNotFoundError, analyze, load_trials, split_segments)
-from tuner.interventions import Intervention, append_jsonl
+from tuner.reporting.analysis import (ExperimentNotFoundError, analyze, load_trials, split_segments)
+from tuner.core.interventions import Intervention, append_jsonl
 
 T0 = 1_700_000_000.0
 
@@ -112,8 +112,8 @@ def test_missing_experiment(tmp_path: Path, make, expected: str) -> None:
 @pytest.mark.parametrize("journal", [True, False])
 def test_interventions_from_scheduler_state_when_jsonl_missing(experiment: Path,
                                                                journal: bool) -> None:
-    from tuner.analysis import load_interventions
-    from tuner.supervisor_state import StateJournal, encode, header_record, intervention_record
+    from tuner.reporting.analysis import load_interventions
+    from tuner.core.supervisor_state import StateJournal, encode, header_record, intervention_record
 
     jsonl = experiment / "interventions.jsonl"
     records = load_interventions(experiment)
@@ -196,7 +196,7 @@ def test_early_warning_listed_apart_and_only_the_acted_explosion_recommends(tmp_
     assert steps == [25.0, 50.0, 75.0, 100.0, 100.0, 125.0] and max(grads) == 5.0e4
     assert trial.markers == [(100.0, "mutate")]
 
-    from tuner.analysis_report import to_markdown, write_html, write_report
+    from tuner.reporting.analysis_report import to_markdown, write_html, write_report
 
     write_report(analysis)
     text = to_markdown(analysis)

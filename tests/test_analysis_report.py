@@ -1,4 +1,4 @@
-"""Tests for tuner/analysis_report.py: summary table, report.md and curve PNGs."""
+"""Tests for tuner/reporting/analysis_report.py: summary table, report.md and curve PNGs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib.image as mpimg
 import pytest
 
 from tests.test_analysis import experiment  # noqa: F401  (the constructed sweep folder fixture)
-from tuner.analysis import analyze
-from tuner.analysis_report import summary_rows, summary_table, write_report
+from tuner.reporting.analysis import analyze
+from tuner.reporting.analysis_report import summary_rows, summary_table, write_report
 
 
 def test_summary_rows(experiment: Path) -> None:  # noqa: F811

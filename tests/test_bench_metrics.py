@@ -1,5 +1,5 @@
 """Issue-8 metrics on hand-built records: the one "usable" definition, what counts as an
-intervention, compute lost, regret; and that cures belong to the trial, not to tuner/config.yaml."""
+intervention, compute lost, regret; and that cures belong to the trial, not to tuner/core/config.yaml."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_usable_definition(change: dict, reason: str | None) -> None:
 
 
 def test_gate_threshold_is_the_gate_rules_warning() -> None:
-    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "tuner" / "config.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "tuner" / "core" / "config.yaml").read_text())
     assert GATE_MIN == cfg["diagnostics"]["gate"]["warning"]
 
 
@@ -138,7 +138,7 @@ def _cures(sc) -> list:  # noqa: ANN001
 
 
 def test_cures_do_not_depend_on_the_schedulers_adjustment_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tuner.config as tc
+    import tuner.core.config as tc
 
     sc = load_scenario(SCENARIO)
     from dataclasses import replace

@@ -1,4 +1,4 @@
-"""Checkpoint retention of a Smart Tuner sweep (tuner/sweep.py ``_checkpoint_config`` with
+"""Checkpoint retention of a Smart Tuner sweep (tuner/raytune/sweep.py ``_checkpoint_config`` with
 SmartScheduler pinning the last healthy checkpoint): real local Ray Tune, one trial."""
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def test_keeps_latest_healthy_and_best(tmp_path: Path) -> None:
     import ray
     from ray import tune
 
-    from tuner.config import config_from_dict
-    from tuner.scheduler import SmartScheduler
-    from tuner.sweep import SweepSettings, _checkpoint_config
+    from tuner.core.config import config_from_dict
+    from tuner.raytune.scheduler import SmartScheduler
+    from tuner.raytune.sweep import SweepSettings, _checkpoint_config
 
     settings = SweepSettings(search_space="s.yaml", storage=str(tmp_path), name="exp",
                              num_samples=1, max_concurrent=1, cpus_per_trial=1, gpus_per_trial=0,

@@ -1,4 +1,4 @@
-"""Tests for tuner/cli.py: one-line errors with exit status 2, and one real end-to-end sweep."""
+"""Tests for tuner/cli/__init__.py: one-line errors with exit status 2, and one real end-to-end sweep."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def test_resume_with_a_damaged_cache_exits_2_before_ray(tmp_path: Path, corpus_d
                                                         capsys: pytest.CaptureFixture) -> None:
     import json
 
-    from tuner.sweep import SweepSettings
+    from tuner.raytune.sweep import SweepSettings
 
     expected = _damaged_cache(corpus_dir, tmp_path / "cache")
     settings = SweepSettings("s.yaml", str(tmp_path / "runs"), "exp", 2, 1, 1.0, 0.0, "smart",
@@ -264,7 +264,7 @@ def test_resume_with_a_damaged_cache_exits_2_before_ray(tmp_path: Path, corpus_d
 )
 def test_analyze_takes_a_name_or_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         name: str, storage: str | None, expected: str) -> None:
-    from tuner.cli_commands import experiment_folder
+    from tuner.cli.commands import experiment_folder
 
     monkeypatch.chdir(tmp_path)
     for folder in ("runs/sweep", "elsewhere/sweep"):

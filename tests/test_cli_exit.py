@@ -160,8 +160,8 @@ def test_ctrl_c_before_the_sweep_starts_exits_130_without_a_resume_hint(
 def test_second_ctrl_c_during_fit_exits_130_with_the_resume_command(
         tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray raises KeyboardInterrupt out of fit() on a second Ctrl+C (the first stops it cleanly)."""
-    from tuner import cli_commands
-    from tuner.sweep import SweepSettings
+    from tuner.cli import commands as cli_commands
+    from tuner.raytune.sweep import SweepSettings
 
     class Tuner:
         def fit(self) -> None:

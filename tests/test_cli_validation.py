@@ -132,7 +132,7 @@ def test_failure_while_building_the_tuner_leaves_the_name_free(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure after the experiment folder was made (here: Ray's Tuner refusing after it wrote
     its tuner.pkl) removes the folder again."""
-    from tuner import cli_commands
+    from tuner.cli import commands as cli_commands
 
     def build_tuner_that_fails(space, settings, *args, **kwargs):  # noqa: ANN001, ANN202
         (settings.experiment_dir / "tuner.pkl").write_bytes(b"partial")
@@ -151,7 +151,7 @@ def test_failure_while_building_the_tuner_leaves_the_name_free(
 
 def test_resume_in_a_read_only_experiment_folder_is_one_line(
         read_only_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    from tuner.sweep import SweepSettings
+    from tuner.raytune.sweep import SweepSettings
 
     subprocess.run(["chattr", "-i", str(read_only_dir)], check=True)
     settings = SweepSettings("s.yaml", str(read_only_dir), "sweep", 1, 1, 1.0, 0.0, "smart",

@@ -35,9 +35,9 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from tests.test_trainable import SMALL_MODEL  # noqa: E402
-from tuner.analysis_io import read_json_lines  # noqa: E402
-from tuner.interventions import Intervention  # noqa: E402
-from tuner.supervisor_state import read_state  # noqa: E402
+from tuner.reporting.analysis_io import read_json_lines  # noqa: E402
+from tuner.core.interventions import Intervention  # noqa: E402
+from tuner.core.supervisor_state import read_state  # noqa: E402
 from tuner.training import attempts  # noqa: E402
 from tuner.training.checkpoint import load_checkpoint  # noqa: E402
 

@@ -25,7 +25,7 @@ import yaml
 pytest.importorskip("ray")
 from ray.autoscaler._private.util import prepare_config, validate_config  # noqa: E402
 
-from tuner.config import load_config  # noqa: E402
+from tuner.core.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_LISTS = ("initialization_commands", "setup_commands", "head_setup_commands",

@@ -1,4 +1,4 @@
-"""tuner/config.py: packaged defaults, merging, and one-line errors for bad files."""
+"""tuner/core/config.py: packaged defaults, merging, and one-line errors for bad files."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.config import (ConfigError, SmartConfig, config_from_dict, deep_merge, load_config,
+from tuner.core.config import (ConfigError, SmartConfig, config_from_dict, deep_merge, load_config,
                           PROBLEM_KINDS)
 
 

@@ -1,4 +1,4 @@
-"""tuner/config_legacy.py: Smart Tuner V2's config layout and metric names, mapped in one line each."""
+"""tuner/core/config_legacy.py: Smart Tuner V2's config layout and metric names, mapped in one line each."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +7,10 @@ from typing import Any, Callable
 import pytest
 
 from tuner.cli import main
-from tuner.config import ConfigError, SmartConfig, config_from_dict, load_config
-from tuner.policy import TrialMonitor
-from tuner.rules import diagnose
-from tuner.sweep import smart_config
+from tuner.core.config import ConfigError, SmartConfig, config_from_dict, load_config
+from tuner.core.policy import TrialMonitor
+from tuner.core.rules import diagnose
+from tuner.raytune.sweep import smart_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "examples" / "smart_tuner_v2_config.yaml"

@@ -1,4 +1,4 @@
-"""Tests for tuner/console.py: the progress table, quiet output, and the intervention feed."""
+"""Tests for tuner/reporting/console.py: the progress table, quiet output, and the intervention feed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.console import COLUMNS, InterventionFeed, SweepProgress, format_table
+from tuner.reporting.console import COLUMNS, InterventionFeed, SweepProgress, format_table
 
 
 def _row(trial: str, loss: float | None, status: str = "RUNNING") -> dict:

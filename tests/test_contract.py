@@ -47,9 +47,9 @@ def test_one_action_kind_names_what_happens_to_a_trial() -> None:
     from typing import get_args, get_type_hints
 
     from benchmarks.drivers import Verdict
-    from tuner.interventions import Intervention
-    from tuner.policy import Decision
-    from tuner.supervisor import Action
+    from tuner.core.interventions import Intervention
+    from tuner.core.policy import Decision
+    from tuner.core.supervisor import Action
 
     for cls, name in ((Decision, "action"), (Action, "kind"), (Intervention, "action")):
         assert get_type_hints(cls)[name] == ActionKind, cls

@@ -32,10 +32,10 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from tests.e2e_helpers import EventLog, read_events, read_step_log, run_sweep, start_local_ray  # noqa: E402
-from tuner.analysis_io import read_json_lines  # noqa: E402
-from tuner.interventions import Intervention  # noqa: E402
-from tuner.supervisor import INTERVENTIONS_FILE  # noqa: E402
-from tuner.supervisor_state import read_state  # noqa: E402
+from tuner.reporting.analysis_io import read_json_lines  # noqa: E402
+from tuner.core.interventions import Intervention  # noqa: E402
+from tuner.core.supervisor import INTERVENTIONS_FILE  # noqa: E402
+from tuner.core.supervisor_state import read_state  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]   # hang guard: minutes when loaded
 
@@ -136,7 +136,7 @@ def test_crashing_trial_is_retried_with_half_the_batch(ray_local, tmp_path: Path
     assert grid[0].error is None and grid[0].config["batch_size"] == 16
     assert [(i.action, i.old_config["batch_size"], i.new_config["batch_size"])
             for i in scheduler.interventions] == [("retry", 32, 16)]
-    # the kind is read back from the error Ray recorded for the trial (tuner/trial_errors.py)
+    # the kind is read back from the error Ray recorded for the trial (tuner/core/trial_errors.py)
     assert scheduler.interventions[0].problems[0]["kind"] == kind
     assert message in scheduler.interventions[0].reasons[0]
     log = read_step_log(tmp_path)
@@ -253,8 +253,8 @@ def test_kill_resume_kill_resume_loses_nothing(tmp_path: Path) -> None:
 def test_train_tts_explosion_is_rolled_back_and_finishes_healthy(
         ray_local, corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real tiny Tacotron2 trainable, gradients blown up (x1e4) from step 5 while lr > 6e-4."""
-    from tuner.config import config_from_dict
-    from tuner.scheduler import SmartScheduler
+    from tuner.core.config import config_from_dict
+    from tuner.raytune.scheduler import SmartScheduler
     from tuner.trainable import train_tts
 
     config = {

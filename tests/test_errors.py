@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.analysis_io import ExperimentNotFoundError
+from tuner.reporting.analysis_io import ExperimentNotFoundError
 from tuner.cli import UsageError
-from tuner.config import ConfigError
+from tuner.core.config import ConfigError
 from tuner.errors import Checks, UserError, did_you_mean, interval, one_of, user_error_types
-from tuner.search_space import SearchSpaceError
-from tuner.sweep import SweepError
+from tuner.raytune.search_space import SearchSpaceError
+from tuner.raytune.sweep import SweepError
 from tuner.training.settings import TrainConfigError
 
 

@@ -1,4 +1,4 @@
-"""tuner/history.py: the bounded window, the initial loss, the name map and missing metrics."""
+"""tuner/core/history.py: the bounded window, the initial loss, the name map and missing metrics."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tuner.config import config_from_dict, load_config
-from tuner.history import History, MissingMetricError, _Ring
+from tuner.core.config import config_from_dict, load_config
+from tuner.core.history import History, MissingMetricError, _Ring
 
 
 def result(step: int, loss: float = 1.0, **extra: float) -> dict:

@@ -1,4 +1,4 @@
-"""tuner/interventions.py: the Intervention record, its JSON form, one-line printout and JSONL file."""
+"""tuner/core/interventions.py: the Intervention record, its JSON form, one-line printout and JSONL file."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tuner.analysis_io import read_json_lines
-from tuner.interventions import Intervention, append_jsonl, hyperparameters
-from tuner.rules import Problem
+from tuner.reporting.analysis_io import read_json_lines
+from tuner.core.interventions import Intervention, append_jsonl, hyperparameters
+from tuner.core.rules import Problem
 
 EXPLOSION = Problem("gradient_explosion", "critical", "grad.norm", 312.4, 200.0, 7,
                     "grad.norm 312.4 > 200.0 (critical) at validation 7")

@@ -1,4 +1,4 @@
-"""Tests for tuner/mlflow_callback.py: a tiny real Tuner logging to a real SQLite MLflow store."""
+"""Tests for tuner/reporting/mlflow_callback.py: a tiny real Tuner logging to a real SQLite MLflow store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.mlflow_callback import MLflowCallback, default_tracking_uri, flatten_config
+from tuner.reporting.mlflow_callback import MLflowCallback, default_tracking_uri, flatten_config
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def _trainable(config: dict) -> None:
     import numpy as np
     from ray import tune
 
-    from tuner.interventions import Intervention, append_jsonl
+    from tuner.core.interventions import Intervention, append_jsonl
 
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_id = tune.get_context().get_trial_id()
@@ -131,7 +131,7 @@ def test_parent_and_child_runs_read_back_through_client_and_server(
     from mlflow.tracking import MlflowClient
     from ray import tune
 
-    from tuner.mlflow_callback import log_sweep_summary
+    from tuner.reporting.mlflow_callback import log_sweep_summary
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)  # nothing may appear in ./mlruns

@@ -1,11 +1,11 @@
-"""Tests for tuner/plots.py: figures render to RGB arrays of the right shape."""
+"""Tests for tuner/reporting/plots.py: figures render to RGB arrays of the right shape."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tuner.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel, plot_metric_curves
+from tuner.reporting.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel, plot_metric_curves
 
 RNG = np.random.default_rng(0)
 

@@ -1,4 +1,4 @@
-"""tuner/policy.py: TrialMonitor decisions: recovery, guards, serious accumulation, early stopping,
+"""tuner/core/policy.py: TrialMonitor decisions: recovery, guards, serious accumulation, early stopping,
 budget, window reset after rollback, persistence."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tuner.config import SmartConfig, config_from_dict, load_config
-from tuner.policy import Decision, TrialMonitor
+from tuner.core.config import SmartConfig, config_from_dict, load_config
+from tuner.core.policy import Decision, TrialMonitor
 
 NAN = float("nan")
 CFG = load_config()

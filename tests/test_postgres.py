@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.tiny_space import RECOVERY_GUARDS, exploding, write_tiny_space
-from tuner.config import config_from_dict
-from tuner.recovery import storage_url
+from tuner.core.config import config_from_dict
+from tuner.core.recovery import storage_url
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Integration test of tuner/_ray_compat.py on real Ray Tune (the only Ray internals we use).
+"""Integration test of tuner/raytune/_ray_compat.py on real Ray Tune (the only Ray internals we use).
 
 A FIFO scheduler subclass watches ``quadratic_trainable`` (one checkpoint per report) and checks:
 (a) inside on_trial_result for result N the latest registered checkpoint is the one of result N-1;
@@ -20,7 +20,7 @@ from ray import tune  # noqa: E402
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402
 
 from tests.e2e_helpers import quadratic_trainable, read_step_log, start_local_ray  # noqa: E402
-from tuner import _ray_compat  # noqa: E402
+from tuner.raytune import _ray_compat  # noqa: E402
 
 pytestmark = pytest.mark.ray
 

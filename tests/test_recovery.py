@@ -1,4 +1,4 @@
-"""tuner/recovery.py: documented adjustments, Optuna proposals inside their regions, SQLite study
+"""tuner/core/recovery.py: documented adjustments, Optuna proposals inside their regions, SQLite study
 reuse and told outcomes."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuner.config import Adjustment, config_from_dict, load_config
-from tuner.recovery import RecoveryPlanner, apply_adjustment, plan, storage_url
-from tuner.rules import Problem
+from tuner.core.config import Adjustment, config_from_dict, load_config
+from tuner.core.recovery import RecoveryPlanner, apply_adjustment, plan, storage_url
+from tuner.core.rules import Problem
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 CFG = load_config()

@@ -1,11 +1,11 @@
-"""tuner/rules.py: every rule at, just below and just above its thresholds, with NaN and Inf."""
+"""tuner/core/rules/: every rule at, just below and just above its thresholds, with NaN and Inf."""
 from __future__ import annotations
 
 import pytest
 
-from tuner.config import SmartConfig, config_from_dict, load_config
-from tuner.history import History, MissingMetricError
-from tuner.rules import (RULES, Problem, active_rules, attention_collapse, diagnose, gate_collapse,
+from tuner.core.config import SmartConfig, config_from_dict, load_config
+from tuner.core.history import History, MissingMetricError
+from tuner.core.rules import (RULES, Problem, active_rules, attention_collapse, diagnose, gate_collapse,
                          gradient_explosion, overfitting, stagnation, training_degradation, validation_loss)
 
 NAN, INF = float("nan"), float("inf")
@@ -373,7 +373,7 @@ def test_a_real_rise_fires_within_the_documented_latency(noise: float, latency: 
     """A rise of 8% of the level per report (the benchmark's overfitting fault) from report 20:
     critical within 7 reports on a quiet trial (20% reached at the 3rd rising report, the median
     of 3 one report later, held 3 reports), within 10 on a 7%-noise trial (tolerance 4 x its
-    noise bound, about 30-35%). tuner/config.yaml documents these latencies."""
+    noise bound, about 30-35%). tuner/core/config.yaml documents these latencies."""
     for seed in range(50):
         val, train = _noisy(40, 2.5, noise, seed, rise_from=20)
         fired = [i for i, ps in enumerate(_feed(val, train), start=1)
@@ -409,7 +409,7 @@ def test_training_loss_may_rise_up_to_its_tolerance(train_rise: float, expected:
 
 
 def test_noise_scales_the_tolerance_where_it_is_larger() -> None:
-    from tuner.rules._training import _losses, rise_tolerance
+    from tuner.core.rules._training import _losses, rise_tolerance
 
     val, train = _noisy(30, 2.5, 0.07, seed=3)
     h = History.from_results(results(30, validation_loss=val, training_loss=train), CFG)
@@ -426,7 +426,7 @@ def test_stagnation_tolerance_is_the_noise_where_larger(factor: float, expected:
     """noise_scale 1: a gain just below the trial's noise bound is stagnation, just above it is
     progress (min_delta 0.0005 is far smaller than this noise). The changed report is inside the
     6-report window but older than the 4-report noise window, so the noise stays as measured."""
-    from tuner.rules._training import _losses
+    from tuner.core.rules._training import _losses
 
     rule = {"window": 6, "critical_window": 20, "smooth_reports": 1, "noise_scale": 1.0, "noise_window": 4}
     cfg = config_from_dict({"diagnostics": {"stagnation": rule}})
@@ -448,7 +448,7 @@ def test_incremental_statistics_equal_a_recomputation_after_the_window_rolls() -
     rng = random.Random(0)
     rows = results(80, validation_loss=[2 + rng.random() for _ in range(80)])
     live = History(12, cfg.metrics)
-    from tuner.rules._training import _losses
+    from tuner.core.rules._training import _losses
 
     tracked = _losses(live, 3, 10, (3, 6))
     for r in rows:

@@ -13,8 +13,8 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from tests.e2e_helpers import SMART_TEST_CONFIG, _metrics, start_local_ray  # noqa: E402
-from tuner.config import config_from_dict  # noqa: E402
-from tuner.scheduler import SmartScheduler  # noqa: E402
+from tuner.core.config import config_from_dict  # noqa: E402
+from tuner.raytune.scheduler import SmartScheduler  # noqa: E402
 
 CFG = config_from_dict(SMART_TEST_CONFIG)
 

@@ -1,4 +1,4 @@
-"""Tests for tuner/search_space.py: valid files and each bad input -> a one-line message."""
+"""Tests for tuner/raytune/search_space.py: valid files and each bad input -> a one-line message."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.search_space import SearchSpaceError, load_search_space, parse_search_space
+from tuner.raytune.search_space import SearchSpaceError, load_search_space, parse_search_space
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""tuner/storage.py: local folders and URIs, and `--storage s3://` for tune, resume and analyze
+"""tuner/raytune/storage.py: local folders and URIs, and `--storage s3://` for tune, resume and analyze
 against a local S3 server (moto's server mode) that the test starts."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.tiny_space import RECOVERY_GUARDS, exploding, write_tiny_space
-from tuner.storage import is_remote, join, working_copy
+from tuner.raytune.storage import is_remote, join, working_copy
 
 REPO = Path(__file__).resolve().parents[1]
 

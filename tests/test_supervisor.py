@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from tests.e2e_helpers import _metrics
-from tuner.config import config_from_dict
+from tuner.core.config import config_from_dict
 from tuner.contract import CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE
-from tuner.analysis_io import read_json_lines
-from tuner.supervisor import JOURNAL_FILE, Supervisor
-from tuner.supervisor_state import LEGACY_STATE_FILE, fold
-from tuner.trial_errors import TrialError
+from tuner.reporting.analysis_io import read_json_lines
+from tuner.core.supervisor import JOURNAL_FILE, Supervisor
+from tuner.core.supervisor_state import LEGACY_STATE_FILE, fold
+from tuner.core.trial_errors import TrialError
 
 CFG = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
                         "optuna": {"seed": 0}})
@@ -309,7 +309,7 @@ def test_journal_appends_only_what_changed(sup: Supervisor) -> None:
 
 
 def test_journal_is_compacted(sup: Supervisor, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tuner.supervisor_state.COMPACT_MIN_LINES", 10)
+    monkeypatch.setattr("tuner.core.supervisor_state.COMPACT_MIN_LINES", 10)
     folder = sup.experiment_dir
     for step in range(1, 30):   # one trial, saved after every result
         sup.on_result("a", CONFIG, _result(step, "ok"), None, float(step))

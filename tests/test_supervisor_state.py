@@ -1,4 +1,4 @@
-"""tuner/supervisor_state.py: checkpoint paths, per-trial JSON round trip, versions, files."""
+"""tuner/core/supervisor_state.py: checkpoint paths, per-trial JSON round trip, versions, files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.e2e_helpers import _metrics
-from tuner.config import config_from_dict
-from tuner.policy import TrialMonitor
-from tuner.supervisor_state import (JOURNAL_FILE, LEGACY_STATE_FILE, HealthyCheckpoint,
+from tuner.core.config import config_from_dict
+from tuner.core.policy import TrialMonitor
+from tuner.core.supervisor_state import (JOURNAL_FILE, LEGACY_STATE_FILE, HealthyCheckpoint,
                                     StateJournal, TrialState, check_version, checkpoint_to_state,
                                     encode, fold, header_record, intervention_record, read_state,
                                     saved_trial_ids, trial_from_dict, trial_record, trial_to_dict)

@@ -1,4 +1,4 @@
-"""Tests for tuner/sweep.py: storage, config merge order, schedulers, dataset checks, settings."""
+"""Tests for tuner/raytune/sweep.py: storage, config merge order, schedulers, dataset checks, settings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
-from tuner.search_space import parse_search_space
-from tuner.sweep import (SweepError, SweepSettings, attach_listener, ensure_dataset, make_scheduler,
+from tuner.raytune.search_space import parse_search_space
+from tuner.raytune.sweep import (SweepError, SweepSettings, attach_listener, ensure_dataset, make_scheduler,
                          resolve_storage, smart_config)
 
 SPACE = parse_search_space({
@@ -54,7 +54,7 @@ def test_smart_config_merge_order(tmp_path: Path, user_file: str | None, expecte
     [("fifo", FIFOScheduler), ("asha", ASHAScheduler), ("pbt", PopulationBasedTraining)],
 )
 def test_ray_schedulers_for_comparison(kind: str, cls: type) -> None:
-    from tuner.config import load_config
+    from tuner.core.config import load_config
 
     scheduler = make_scheduler(kind, load_config(), SPACE)
     assert isinstance(scheduler, cls)
@@ -65,7 +65,7 @@ def test_ray_schedulers_for_comparison(kind: str, cls: type) -> None:
 
 
 def test_smart_scheduler_takes_the_listener() -> None:
-    from tuner.config import load_config
+    from tuner.core.config import load_config
 
     scheduler = make_scheduler("smart", load_config(), SPACE)
     seen: list = []
@@ -74,7 +74,7 @@ def test_smart_scheduler_takes_the_listener() -> None:
 
 
 def test_unknown_scheduler() -> None:
-    from tuner.config import load_config
+    from tuner.core.config import load_config
 
     with pytest.raises(SweepError, match="--scheduler 'hyperband' is unknown"):
         make_scheduler("hyperband", load_config(), SPACE)
@@ -113,7 +113,7 @@ def test_settings_round_trip(tmp_path: Path) -> None:
 ])
 def test_bad_optuna_storage_is_one_line(tmp_path: Path, url: str, expected: str) -> None:
     from tuner.errors import UserError
-    from tuner.sweep import check_optuna_storage
+    from tuner.raytune.sweep import check_optuna_storage
 
     (tmp_path / "a_file").write_text("")
     with pytest.raises(UserError) as info:
@@ -124,7 +124,7 @@ def test_bad_optuna_storage_is_one_line(tmp_path: Path, url: str, expected: str)
 @pytest.mark.parametrize("url", [None, "sqlite:///:memory:", "sqlite:///{tmp}/new/recovery.db"])
 def test_good_optuna_storage_is_accepted_and_nothing_is_created(tmp_path: Path,
                                                                 url: str | None) -> None:
-    from tuner.sweep import check_optuna_storage
+    from tuner.raytune.sweep import check_optuna_storage
 
     check_optuna_storage(url if url is None else url.format(tmp=tmp_path))
     assert list(tmp_path.iterdir()) == []

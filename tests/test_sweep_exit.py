@@ -1,4 +1,4 @@
-"""tuner/sweep_exit.py: how the trials ended -> exit status and closing lines (no Ray)."""
+"""tuner/raytune/sweep_exit.py: how the trials ended -> exit status and closing lines (no Ray)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tuner.sweep_exit import TrialEnd, closing_lines, exit_status, hide_ray_restore_hint
+from tuner.raytune.sweep_exit import TrialEnd, closing_lines, exit_status, hide_ray_restore_hint
 
 OK = TrialEnd("a", "TERMINATED", outcome="finished")
 RECOVERED = TrialEnd("b", "TERMINATED", outcome="recovered")

@@ -1,4 +1,4 @@
-"""Tests for tuner/tracking.py: TrialBoard writes real TensorBoard event files."""
+"""Tests for tuner/reporting/tracking.py: TrialBoard writes real TensorBoard event files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tuner.tracking import TrialBoard
+from tuner.reporting.tracking import TrialBoard
 
 
 def test_trial_board_writes_scalars_and_images(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import torch
 
-from tuner.config import config_from_dict
+from tuner.core.config import config_from_dict
 from tuner.contract import CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE
-from tuner.supervisor import Supervisor
+from tuner.core.supervisor import Supervisor
 from tuner.trainable import DEFAULTS, LocalSession, TrainConfigError, TrainSettings, run_training
 from tuner.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from tuner.training.loop import Trainer

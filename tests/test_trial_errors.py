@@ -1,4 +1,4 @@
-"""tuner.trial_errors.classify on a table of real Ray (and torch) exceptions, no Ray started.
+"""tuner.core.trial_errors.classify on a table of real Ray (and torch) exceptions, no Ray started.
 
 The messages are the ones Ray 2.60 produces (gcs_server / raylet strings): an actor on a dead
 node, on a preempted node, killed by the memory monitor, a worker that died on its own. Each is
@@ -20,7 +20,7 @@ from ray.exceptions import (ActorDiedError, ActorUnavailableError, LocalRayletDi
 from ray.tune.error import TuneError  # noqa: E402
 
 from tuner.training.settings import TrainConfigError  # noqa: E402
-from tuner.trial_errors import NODE_LOST, OUT_OF_MEMORY, TRIAL_CRASH, classify  # noqa: E402
+from tuner.core.trial_errors import NODE_LOST, OUT_OF_MEMORY, TRIAL_CRASH, classify  # noqa: E402
 
 ACTOR = b"\x01" * 16
 

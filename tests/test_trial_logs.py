@@ -1,4 +1,4 @@
-"""tuner/trial_logs.py: a continued ``progress.csv`` keeps its columns (real Ray Trial and logger)."""
+"""tuner/reporting/trial_logs.py: a continued ``progress.csv`` keeps its columns (real Ray Trial and logger)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tuner.contract import CHECKPOINT_RESTORED
-from tuner.trial_logs import KeepingCSVLogger
+from tuner.reporting.trial_logs import KeepingCSVLogger
 
 
 @pytest.mark.ray

@@ -6,7 +6,7 @@ Every validator of ``tuner/`` raises a subclass of ``UserError`` (``ConfigError`
 ``model/`` does not import ``tuner/``, so its input errors (``CorpusError``, ``DatasetError``,
 ``UnknownCharacterError``) are plain ``ValueError``s; ``user_error_types`` adds them.
 
-The validators (tuner/config.py, tuner/search_space.py, tuner/training/settings.py) check values
+The validators (tuner/core/config.py, tuner/raytune/search_space.py, tuner/training/settings.py) check values
 one way, with ``Checks``: keys with a did-you-mean, types, number ranges and choices, each
 mistake worded in the validator's one-line shape. ``read_yaml`` is the one YAML reader.
 """

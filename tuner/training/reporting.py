@@ -1,6 +1,6 @@
 """One report of ``train_tts``: checkpoint file + TensorBoard + ``session.report``.
 
-TensorBoard files go to ``<trial dir>/tensorboard`` (``tuner.tracking.TrialBoard``): every
+TensorBoard files go to ``<trial dir>/tensorboard`` (``tuner.reporting.tracking.TrialBoard``): every
 reported metric as a scalar at the training step, and at each validation the alignment, target
 vs predicted mel and gate images of one validation utterance (also as PNG files in
 ``<trial dir>/validation_images``, which the MLflow callback logs to the trial's run).
@@ -37,7 +37,7 @@ class Reporter:
 
     def _board_for_trial(self) -> Any:
         if self._board is None:
-            from tuner.tracking import TrialBoard
+            from tuner.reporting.tracking import TrialBoard
 
             trial_dir = self.session.trial_dir()
             self._board = TrialBoard(trial_dir / TENSORBOARD_SUBDIR, trial_dir / IMAGES_SUBDIR)

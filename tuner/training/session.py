@@ -85,7 +85,7 @@ class RaySession:
     @staticmethod
     def _trial_folder() -> tuple[object, str]:
         """(pyarrow filesystem, trial folder path on it): where Ray persists the checkpoints."""
-        from tuner._ray_compat import trial_folder
+        from tuner.raytune._ray_compat import trial_folder
 
         return trial_folder()
 

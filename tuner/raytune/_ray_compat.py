@@ -179,7 +179,7 @@ def trial_error(trial: Trial) -> BaseException | None:
     staging copy of the trial folder (``trial.local_path``; uploaded to the storage later):
     pickled (``trial.pickled_error_file``) and as text (``trial.error_file``, every failure
     appended as "Failure # N (occurred at ...)"). The pickled error when it loads; else the text
-    of the last failure as a TuneError (tuner/trial_errors.py reads its message).
+    of the last failure as a TuneError (tuner/core/trial_errors.py reads its message).
     """
     from ray import cloudpickle
     from ray.tune.error import TuneError

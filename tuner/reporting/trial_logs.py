@@ -96,7 +96,7 @@ class InterventionMarkers(Callback):
     """
 
     def __init__(self, experiment_dir: str | Path | None = None) -> None:
-        from tuner.console import InterventionFeed
+        from tuner.reporting.console import InterventionFeed
 
         self.feed = InterventionFeed(experiment_dir)
         self.counts: dict[str, int] = {}
@@ -119,7 +119,7 @@ class InterventionMarkers(Callback):
         if isinstance(validation, (int, float)) and isinstance(step, (int, float)):
             self._steps.setdefault(tid, {})[int(validation)] = int(step)
         if self.feed.experiment_dir is None:
-            from tuner._ray_compat import experiment_dir
+            from tuner.raytune._ray_compat import experiment_dir
 
             self.feed.experiment_dir = experiment_dir(trial)
         self.write(self.feed.poll())
@@ -131,7 +131,7 @@ class InterventionMarkers(Callback):
         """Write the markers of ``records`` (trials never seen reporting are skipped)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        from tuner.interventions import Intervention
+        from tuner.core.interventions import Intervention
         from tuner.training.reporting import TENSORBOARD_SUBDIR
 
         written = 0

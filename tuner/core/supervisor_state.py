@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.config import SmartConfig
+from tuner.core.config import SmartConfig
 from tuner.contract import JOURNAL_FILE, LEGACY_STATE_FILE
-from tuner.policy import TrialMonitor
+from tuner.core.policy import TrialMonitor
 
 JOURNAL_FORMAT = 1
 STATE_VERSION = 1

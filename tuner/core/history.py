@@ -4,7 +4,7 @@ Results are kept oldest first as dicts of plain floats (non-numeric values are d
 Inf are kept, they are the signal). Cost per result is O(1): a result is appended to a ring
 buffer, ``series(metric, last=k)`` reads only the last k results, and the rules that need the
 whole window (the best loss, stagnation windows, noise) read incremental trackers
-(``tracker``, tuner/rules/_streams.py) that are updated as each result arrives. The window holds at most `maxlen` results; the first finite
+(``tracker``, tuner/core/rules/_streams.py) that are updated as each result arrives. The window holds at most `maxlen` results; the first finite
 training loss ever recorded is kept separately (`initial_training_loss`) so the degradation rule
 still sees it after the window has rolled. Metrics are looked up by their contract name
 (ARCHITECTURE.md) through the config's name map, so a trainable may report other names.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
-from tuner.config import SmartConfig
+from tuner.core.config import SmartConfig
 from tuner.contract import TRAINING_LOSS, VALIDATION_STEP
 
 

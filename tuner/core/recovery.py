@@ -44,9 +44,9 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from tuner.config import Adjustment, SmartConfig
+from tuner.core.config import Adjustment, SmartConfig
 from tuner.contract import GENERATION_KEY, RECOVERY_DB, ActionKind
-from tuner.rules import Problem
+from tuner.core.rules import Problem
 
 FLAGS = ("reset_attention", "lr_restart")
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from tuner.config import SmartConfig
-from tuner.history import History
-from tuner.rules._alignment import attention_collapse, gate_collapse
-from tuner.rules._problem import (ATTENTION, GATE, GRAD_NORM, SEVERITY_RANK, TRAIN_LOSS, VAL_LOSS,
+from tuner.core.config import SmartConfig
+from tuner.core.history import History
+from tuner.core.rules._alignment import attention_collapse, gate_collapse
+from tuner.core.rules._problem import (ATTENTION, GATE, GRAD_NORM, SEVERITY_RANK, TRAIN_LOSS, VAL_LOSS,
                                   Problem)
-from tuner.rules._training import (gradient_explosion, overfitting, stagnation, training_degradation,
+from tuner.core.rules._training import (gradient_explosion, overfitting, stagnation, training_degradation,
                                    validation_loss)
 
 # (rule, its config section, the contract metrics it needs: a metric mapped to null skips the rule)

@@ -1,4 +1,4 @@
-"""The ``smart-tuner`` subcommands (parsing and error handling live in tuner/cli.py)."""
+"""The ``smart-tuner`` subcommands (parsing and error handling live in tuner/cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from typing import Any
 import yaml
 
 from tuner.folders import check_writable, make_folder
-from tuner.storage import fetch_experiment, is_empty, is_remote, publish_report, write_text
-from tuner.storage import join as storage_join
-from tuner.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner,
+from tuner.raytune.storage import fetch_experiment, is_empty, is_remote, publish_report, write_text
+from tuner.raytune.storage import join as storage_join
+from tuner.raytune.sweep import (SMART_CONFIG_FILE, SweepError, SweepSettings, build_tuner,
                          check_resumed_dataset, check_sweep, default_name, ensure_dataset,
                          resolve_storage, restore_tuner, smart_config)
-from tuner.sweep_exit import closing_lines, exit_status, hide_ray_restore_hint, trial_ends
+from tuner.raytune.sweep_exit import closing_lines, exit_status, hide_ray_restore_hint, trial_ends
 
 __all__ = ["cmd_tune", "cmd_resume", "cmd_analyze", "cmd_corpus", "print_summary"]
 
 
 def _tracking_uri(storage: str, experiment_dir: Path) -> str:
-    from tuner.mlflow_callback import default_tracking_uri
+    from tuner.reporting.mlflow_callback import default_tracking_uri
 
     if "://" in storage and not os.environ.get("MLFLOW_TRACKING_URI"):
         raise SweepError(f"--storage {storage} is remote: set MLFLOW_TRACKING_URI to an MLflow "
@@ -35,7 +35,7 @@ def _tracking_uri(storage: str, experiment_dir: Path) -> str:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """``smart-tuner tune``: validate everything, prepare the data, run the sweep, summarise."""
-    from tuner.search_space import load_search_space
+    from tuner.raytune.search_space import load_search_space
 
     space = load_search_space(args.search_space)
     cfg, overrides = smart_config(space.smart_tuner, args.config)
@@ -119,10 +119,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     NAME is looked up in --storage; a path (one with a '/', or an existing folder when --storage is
     not given) is used as the experiment folder itself. A remote --storage (s3://...) is read
-    into a local working copy and report.md + curves are uploaded back (tuner/storage.py).
+    into a local working copy and report.md + curves are uploaded back (tuner/raytune/storage.py).
     """
-    from tuner.analysis import analyze
-    from tuner.analysis_report import to_markdown, write_html, write_report
+    from tuner.reporting.analysis import analyze
+    from tuner.reporting.analysis_report import to_markdown, write_html, write_report
 
     storage = resolve_storage(args.storage)
     if is_remote(storage):
@@ -217,8 +217,8 @@ def _fit(tuner: Any, settings: SweepSettings) -> Any:
 
 def _finish(settings: SweepSettings, experiment_path: str, cfg: Any | None = None) -> int:
     """Summary, then the closing lines (failed trials, resume command); the exit status
-    (tuner/sweep_exit.py: 0 ok, 1 a trial errored or diverged, 130 interrupted)."""
-    from tuner.analysis import ExperimentNotFoundError
+    (tuner/raytune/sweep_exit.py: 0 ok, 1 a trial errored or diverged, 130 interrupted)."""
+    from tuner.reporting.analysis import ExperimentNotFoundError
 
     ends = trial_ends(experiment_path)
     try:
@@ -254,8 +254,8 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None,
     ``cfg``: the SmartConfig the sweep ran with (default: the one saved in the experiment folder).
     ``interrupted``: ids of the trials an interruption left unfinished (outcome "interrupted").
     """
-    from tuner.analysis import analyze
-    from tuner.analysis_report import ranked, summary_table, write_report
+    from tuner.reporting.analysis import analyze
+    from tuner.reporting.analysis_report import ranked, summary_table, write_report
 
     experiment_dir = fetch_experiment(settings.storage, settings.name)
     analysis = analyze(experiment_dir, cfg)
@@ -293,8 +293,8 @@ def print_summary(settings: SweepSettings, cfg: Any | None = None,
 
 def _summary_to_mlflow(settings: SweepSettings, analysis: Any, report: Path, best: Any,
                        checkpoint: str | None) -> None:
-    from tuner.analysis_report import summary_table
-    from tuner.mlflow_callback import log_sweep_summary
+    from tuner.reporting.analysis_report import summary_table
+    from tuner.reporting.mlflow_callback import log_sweep_summary
 
     summary = settings.experiment_dir / "summary.txt"
     summary.write_text(summary_table(analysis, settings.metric, settings.mode) + "\n")

@@ -146,7 +146,7 @@ class SweepProgress(Callback):
 
     def _poll(self, trial: Any | None = None) -> None:
         if self.feed.experiment_dir is None and trial is not None:
-            from tuner._ray_compat import experiment_dir
+            from tuner.raytune._ray_compat import experiment_dir
 
             self.feed.experiment_dir = experiment_dir(trial)
         for record in self.feed.poll():

@@ -17,7 +17,7 @@ File format (see ``search_spaces/quickstart.yaml`` for a commented example)::
       dropout: {uniform: [0.1, 0.5]}
       batch_size: {choice: [16, 32]}
       seed: {randint: [0, 1000]}                      # integers, high exclusive
-    smart_tuner:                   # config overrides merged over tuner/config.yaml (and --config)
+    smart_tuner:                   # config overrides merged over tuner/core/config.yaml (and --config)
       training_recovery: {min_training_time: 30}
 
 Rules: bounds are numbers with low < high and low >= 0 (every tuned TTS hyperparameter is
@@ -176,7 +176,7 @@ def parse_search_space(data: Any, path: str | Path = "<search space>") -> Search
     _check_train_tts(p, config, params)
 
     smart = check.mapping("smart_tuner", data.get("smart_tuner", {}) or {},
-                          "a mapping of tuner/config.yaml sections")
+                          "a mapping of tuner/core/config.yaml sections")
     return SearchSpace(path=p, metric=metric, mode=mode, num_samples=num_samples,
                        max_concurrent=max_concurrent, scheduler=scheduler, cpus_per_trial=cpus,
                        gpus_per_trial=gpus, build_corpus=build_corpus, config=config,

@@ -1,13 +1,13 @@
 """Rules on the alignment and the stop gate: attention collapse and gate collapse.
-Pure functions of a History (see tuner/rules/__init__.py)."""
+Pure functions of a History (see tuner/core/rules/__init__.py)."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-from tuner.config import AttentionRule, GateRule
-from tuner.history import History
-from tuner.rules._problem import (ATTENTION, DIAGONALITY, EARLY_STOP, GATE, Problem, fmt, held_for,
+from tuner.core.config import AttentionRule, GateRule
+from tuner.core.history import History
+from tuner.core.rules._problem import (ATTENTION, DIAGONALITY, EARLY_STOP, GATE, Problem, fmt, held_for,
                                   make_problem)
 
 

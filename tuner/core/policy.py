@@ -36,10 +36,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, cast
 
-from tuner.config import SmartConfig
+from tuner.core.config import SmartConfig
 from tuner.contract import RECOVERY_ACTIONS, ActionKind
-from tuner.history import History
-from tuner.rules import Problem, active_rules, diagnose
+from tuner.core.history import History
+from tuner.core.rules import Problem, active_rules, diagnose
 
 # Problem kinds whose recovery is a restart from scratch (the model itself is unusable).
 RESTART_KINDS = frozenset({"validation_loss", "training_degradation"})

@@ -1,11 +1,11 @@
-"""Rendering of an ``Analysis`` (tuner/analysis.py): summary table, report.md and curve PNGs."""
+"""Rendering of an ``Analysis`` (tuner/reporting/analysis.py): summary table, report.md and curve PNGs."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from tuner.analysis import SUMMARY_METRICS, Analysis, TrialAnalysis
+from tuner.reporting.analysis import SUMMARY_METRICS, Analysis, TrialAnalysis
 from tuner.contract import RECOVERY_ACTIONS, fmt_value
 
 __all__ = ["summary_rows", "summary_table", "to_markdown", "write_report", "write_html", "ranked",
@@ -126,7 +126,7 @@ def to_markdown(analysis: Analysis) -> str:
 
 def write_curves(analysis: Analysis) -> list[Path]:
     """``curves_<metric>.png`` per metric, interventions marked, into the experiment folder."""
-    from tuner.plots import fig_to_rgb, plot_metric_curves  # noqa: F401  (matplotlib Agg)
+    from tuner.reporting.plots import fig_to_rgb, plot_metric_curves  # noqa: F401  (matplotlib Agg)
 
     paths = []
     for metric, (threshold, log_y) in CURVE_METRICS.items():

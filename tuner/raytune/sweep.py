@@ -23,9 +23,9 @@ from typing import Any
 from tuner.contract import SMART_CONFIG_FILE, SWEEP_FILE
 from tuner.errors import UserError, read_yaml
 from tuner.folders import check_writable, make_folder
-from tuner.search_space import SCHEDULERS, SearchSpace
-from tuner.storage import is_remote, read_text, working_copy, write_text
-from tuner.storage import join as storage_join
+from tuner.raytune.search_space import SCHEDULERS, SearchSpace
+from tuner.raytune.storage import is_remote, read_text, working_copy, write_text
+from tuner.raytune.storage import join as storage_join
 
 __all__ = [
     "SweepError",
@@ -75,7 +75,7 @@ class SweepSettings:
 
     @property
     def experiment_dir(self) -> Path:
-        """The local experiment folder (for remote storage its working copy, tuner/storage.py)."""
+        """The local experiment folder (for remote storage its working copy, tuner/raytune/storage.py)."""
         if is_remote(self.storage):
             return working_copy(self.experiment_uri)
         return Path(self.storage) / self.name
@@ -115,10 +115,10 @@ def default_name(search_space: str | Path) -> str:
 def smart_config(space_overrides: dict[str, Any], config_path: str | None) -> tuple[Any, dict]:
     """The SmartConfig in force and the overrides dict that produced it.
 
-    Order: packaged tuner/config.yaml <- the search space's ``smart_tuner`` section <- ``--config``.
+    Order: packaged tuner/core/config.yaml <- the search space's ``smart_tuner`` section <- ``--config``.
     A bad ``--config`` file raises ConfigError naming that file.
     """
-    from tuner.config import config_from_dict, current_layout, deep_merge, load_config
+    from tuner.core.config import config_from_dict, current_layout, deep_merge, load_config
 
     overrides = current_layout(space_overrides, "search space smart_tuner section")
     if config_path is not None:
@@ -234,7 +234,7 @@ def make_scheduler(kind: str, cfg: Any, space: SearchSpace) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     if kind == "smart":
-        from tuner.scheduler import SmartScheduler
+        from tuner.raytune.scheduler import SmartScheduler
 
         return SmartScheduler(config=cfg)
     if kind == "fifo":
@@ -298,7 +298,7 @@ def _checkpoint_config(settings: SweepSettings) -> Any:
 def _run_config(settings: SweepSettings, callbacks: list, verbose: bool = False) -> Any:
     from ray import tune
 
-    from tuner.trial_logs import trial_loggers
+    from tuner.reporting.trial_logs import trial_loggers
 
     return tune.RunConfig(
         storage_path=settings.storage,
@@ -306,7 +306,7 @@ def _run_config(settings: SweepSettings, callbacks: list, verbose: bool = False)
         callbacks=[*trial_loggers(), *callbacks],
         checkpoint_config=_checkpoint_config(settings),
         failure_config=tune.FailureConfig(max_failures=2),
-        # Smart Tuner's own progress table (tuner/console.py) replaces Ray's output; -v adds it back
+        # Smart Tuner's own progress table (tuner/reporting/console.py) replaces Ray's output; -v adds it back
         verbose=2 if verbose else 0,
     )
 
@@ -319,9 +319,9 @@ def build_tuner(space: SearchSpace, settings: SweepSettings, cfg: Any,
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from tuner.console import SweepProgress
-    from tuner.mlflow_callback import MLflowCallback
-    from tuner.trial_logs import InterventionMarkers
+    from tuner.reporting.console import SweepProgress
+    from tuner.reporting.mlflow_callback import MLflowCallback
+    from tuner.reporting.trial_logs import InterventionMarkers
 
     scheduler = make_scheduler(settings.scheduler, cfg, space)
     callbacks = [

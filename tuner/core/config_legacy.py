@@ -2,10 +2,10 @@
 
 `from_v2` rewrites the V2 keys of a user file (``diagnostics.instability``,
 ``training_recovery.problem_detection``, ``early_stopping.patience_epochs``, ...) into today's
-layout before `tuner.config` validates it, and returns one line per rewritten key saying what it
+layout before `tuner.core.config` validates it, and returns one line per rewritten key saying what it
 became, so nothing is reinterpreted silently. A file that sets one setting in both layouts is
 refused in one line naming both keys. README "Coming from Smart Tuner V2" has the table.
-Imports nothing of tuner/ (tuner.config imports it), no Ray, no torch.
+Imports nothing of tuner/ (tuner.core.config imports it), no Ray, no torch.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Experiment tracking: TensorBoard event files per trial and MLflow runs per trial.
 
 ``TrialBoard`` is used inside ``train_tts`` (one per trial folder). ``MLflowCallback`` lives in
-``tuner/mlflow_callback.py`` (it imports Ray and MLflow), so this module stays light inside a trial.
+``tuner/reporting/mlflow_callback.py`` (it imports Ray and MLflow), so this module stays light inside a trial.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tuner.contract import numeric
-from tuner.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel
+from tuner.reporting.plots import fig_to_rgb, plot_alignment, plot_gate, plot_mel
 
 __all__ = ["TrialBoard"]
 
@@ -66,7 +66,7 @@ class TrialBoard:
         self._writer.add_image("validation/mel", mel_img, step, dataformats="HWC")
         self._writer.add_image("validation/gate", gate_img, step, dataformats="HWC")
         self._writer.flush()
-        if self.image_dir is not None:  # PNG copies for MLflow (tuner/mlflow_callback.py)
+        if self.image_dir is not None:  # PNG copies for MLflow (tuner/reporting/mlflow_callback.py)
             import matplotlib.image
 
             self.image_dir.mkdir(parents=True, exist_ok=True)

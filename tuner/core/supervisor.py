@@ -1,6 +1,6 @@
 """Supervisor: the Ray-free heart of SmartScheduler (also driven directly by the benchmarks).
 
-Per trial it keeps one :class:`~tuner.policy.TrialMonitor` (history, early stopping, recovery
+Per trial it keeps one :class:`~tuner.core.policy.TrialMonitor` (history, early stopping, recovery
 budget), the trial's *last healthy checkpoint* and the config it was last given. For every result:
 
     decision = monitor.observe(result, now)            # record -> diagnose -> decide
@@ -24,18 +24,18 @@ ends in another recovery (or a stop for a spent budget) within those reports did
 told +inf, the documented penalty, before the next proposal is drawn, so the study never ranks
 a failed recovery by the loss of the report on which it failed.
 
-Trial errors: :meth:`on_error` takes the error's kind (tuner/trial_errors.py): a lost node is
+Trial errors: :meth:`on_error` takes the error's kind (tuner/core/trial_errors.py): a lost node is
 resumed unchanged (Action "resume"), an out-of-memory or crashed trial is retried with its
 ``training_recovery.actions`` adjustment (default ``batch_size // 2``, min 8) from its last
 healthy checkpoint. Restart from scratch needs no Ray internals: it bumps
 ``config["_restart_generation"]``; the trainable ignores checkpoints of older generations.
 
-Every decision other than continue is an :class:`~tuner.interventions.Intervention`: kept in
+Every decision other than continue is an :class:`~tuner.core.interventions.Intervention`: kept in
 ``interventions``, printed as one line, appended to ``<experiment_dir>/interventions.jsonl`` and
 given to the listeners (e.g. the MLflow callback). ``state_dict`` holds everything (monitors,
 budgets, interventions, healthy checkpoints as paths, study location) as JSON-able data;
 :meth:`save` appends what changed (new interventions, one line per changed trial) to the journal
-``<experiment_dir>/smart_tuner_state.jsonl`` (tuner/supervisor_state.py) after every intervention
+``<experiment_dir>/smart_tuner_state.jsonl`` (tuner/core/supervisor_state.py) after every intervention
 and completion, and at most every ``persist_every_s`` seconds otherwise; :meth:`load` reads it
 back (or the ``smart_tuner_state.json`` of earlier versions) and compacts it.
 """
@@ -49,17 +49,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuner.config import SmartConfig
+from tuner.core.config import SmartConfig
 from tuner.contract import (CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE,
                              GENERATION_KEY, INTERVENTIONS_FILE, ActionKind, numeric)
-from tuner.interventions import Intervention, append_jsonl
-from tuner.policy import Decision, TrialMonitor
-from tuner.recovery import RecoveryPlanner, answered, apply_adjustment, storage_url
-from tuner.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
+from tuner.core.interventions import Intervention, append_jsonl
+from tuner.core.policy import Decision, TrialMonitor
+from tuner.core.recovery import RecoveryPlanner, answered, apply_adjustment, storage_url
+from tuner.core.supervisor_state import (JOURNAL_FILE, HealthyCheckpoint, StateJournal, TrialState,
                                     check_version, checkpoint_to_state, encode, header_record,
                                     intervention_record, read_state, saved_trial_ids,
                                     trial_from_dict, trial_record, trial_to_dict, tried_unreadable)
-from tuner.trial_errors import NODE_LOST, TRIAL_CRASH, TrialError
+from tuner.core.trial_errors import NODE_LOST, TRIAL_CRASH, TrialError
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class Supervisor:
 
     def on_error(self, trial_id: str, config: Mapping[str, Any], now: float,
                  error: TrialError | None = None, resume_step: int | None = None) -> Action:
-        """A failed trial that will be retried, by the kind of its error (tuner/trial_errors.py).
+        """A failed trial that will be retried, by the kind of its error (tuner/core/trial_errors.py).
 
         ``node_lost``: Action("resume") with the config unchanged: the caller resumes the trial
         from its own latest checkpoint (``resume_step``: that checkpoint's validation.step, for
@@ -376,7 +376,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Everything as JSON-able data (tuner/supervisor_state.py has the per-trial form)."""
+        """Everything as JSON-able data (tuner/core/supervisor_state.py has the per-trial form)."""
         return {"version": 1, "trials": {t: trial_to_dict(s) for t, s in self._trials.items()},
                 "interventions": [i.to_dict() for i in self.interventions],
                 "study": {"storage": self.storage, "study_name": self.cfg.optuna.study_name},

@@ -3,7 +3,7 @@
 Kept in the scheduler's saved state, printed as one line when it happens (`line()`), appended to
 `interventions.jsonl` in the experiment folder (`append_jsonl`, one JSON object per line) and
 logged to MLflow. Values are plain JSON types; NaN/Inf floats are written as Python's json
-writes them (NaN, Infinity) and read back unchanged by `tuner.analysis_io.read_json_lines` + `Intervention.from_dict`.
+writes them (NaN, Infinity) and read back unchanged by `tuner.reporting.analysis_io.read_json_lines` + `Intervention.from_dict`.
 """
 from __future__ import annotations
 

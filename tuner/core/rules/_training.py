@@ -1,13 +1,13 @@
 """Rules on the losses and gradients: gradient explosion, overfitting, stagnation, validation
-loss and training degradation. Pure functions of a History (see tuner/rules/__init__.py)."""
+loss and training degradation. Pure functions of a History (see tuner/core/rules/__init__.py)."""
 from __future__ import annotations
 
 import math
-from tuner.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
+from tuner.core.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
                           ValidationLossRule)
-from tuner.history import History
-from tuner.rules._streams import LossTracker
-from tuner.rules._problem import (GAP, GRAD_NORM, INTERVAL_STEPS, OVERFLOWS, RESTORED, SKIPPED, TRAIN_LOSS,
+from tuner.core.history import History
+from tuner.core.rules._streams import LossTracker
+from tuner.core.rules._problem import (GAP, GRAD_NORM, INTERVAL_STEPS, OVERFLOWS, RESTORED, SKIPPED, TRAIN_LOSS,
                                   VAL_LOSS, Problem, fmt, held_for, make_problem)
 
 
@@ -80,7 +80,7 @@ def _gaps(window: History, last: int) -> list[float]:
 
 
 def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int, ...] = ()) -> LossTracker:
-    """The window's incremental loss statistics (tuner/rules/_streams.py) for these settings."""
+    """The window's incremental loss statistics (tuner/core/rules/_streams.py) for these settings."""
     val, train = window.reported_name(VAL_LOSS) or VAL_LOSS, window.reported_name(TRAIN_LOSS) or TRAIN_LOSS
     return window.tracker(("losses", val, train, smooth, noise_window, windows),
                           lambda h: LossTracker(val, train, h.maxlen, smooth, noise_window, windows))
@@ -163,7 +163,7 @@ def stagnation(window: History, cfg: StagnationRule, serious_after: int = 0) -> 
     for `frozen_critical_reports` reports -> critical, for `frozen_reports` -> serious.
     tolerance = min_delta, or noise_scale x the trial's own report-to-report noise of the
     validation loss where that is larger (a gain within the noise is not progress). O(1) per
-    result: sliding minima and the noise are tracked incrementally (tuner/rules/_streams.py).
+    result: sliding minima and the noise are tracked incrementally (tuner/core/rules/_streams.py).
 
     NaN policy: non-finite losses are skipped when looking for the best value; NaN never equals
     NaN, so NaN losses are never "frozen".

@@ -1,6 +1,6 @@
 """Smart Tuner configuration: YAML -> validated, frozen dataclasses.
 
-`load_config(path)` reads the packaged defaults (`tuner/config.yaml`), deep-merges the user file
+`load_config(path)` reads the packaged defaults (`tuner/core/config.yaml`), deep-merges the user file
 over them and builds a `SmartConfig`. This module is the only place where YAML becomes config
 objects; the defaults live only in `config.yaml` (the dataclasses below have no defaults of
 their own; their comments there explain each value).
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from tuner import config_legacy
+from tuner.core import config_legacy
 from tuner.contract import CONTRACT_METRICS
 from tuner.errors import Checks, UserError, read_yaml
-from tuner.trial_errors import ERROR_KINDS
+from tuner.core.trial_errors import ERROR_KINDS
 
 DEFAULTS_PATH = Path(__file__).with_name("config.yaml")
 
@@ -355,7 +355,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     filled_later = ("actions", "metrics", "metric_alternatives")   # by _build_actions / _build_metrics
     missing = [f.name for f in fields.values() if f.name not in kwargs and f.name not in filled_later]
     if missing:
-        raise ConfigError(f"missing key {prefix}{missing[0]} in {source}; add it (see tuner/config.yaml)")
+        raise ConfigError(f"missing key {prefix}{missing[0]} in {source}; add it (see tuner/core/config.yaml)")
     obj = cls(**kwargs)
     for name, value, allowed in getattr(obj, "_checks", lambda: [])():
         raise _check(source).fail(f"{prefix}{name}", value, allowed)

@@ -10,10 +10,10 @@ learning_rate 0.003 -> 0.0012, rolled back to validation 5; recovered: validatio
 validation 12"), sweep recommendations (the design document's remedies for each problem kind seen,
 plus a narrower learning-rate range when explosions cluster above a learning rate), and a summary
 table (trial, final metrics, interventions, outcome). ``write_report`` renders ``report.md`` and
-curve PNGs (``curves_<metric>.png``) into the experiment folder (see tuner/analysis_report.py).
+curve PNGs (``curves_<metric>.png``) into the experiment folder (see tuner/reporting/analysis_report.py).
 
 Problems that never triggered an intervention (e.g. under FIFO) are found by running
-``tuner.rules.diagnose`` over each trial's history, result by result. A rollback makes
+``tuner.core.rules.diagnose`` over each trial's history, result by result. A rollback makes
 ``validation.step`` go back; the history is split there so each segment is diagnosed on its own.
 Findings the policy would not have acted on (warnings, and problems inside the guards
 ``min_training_time``/``min_validation_steps`` other than non-finite values and critical
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
+from tuner.reporting.analysis_io import ExperimentNotFoundError, TrialRecord, load_interventions, load_trials
 from tuner.contract import RECOVERY_ACTIONS, SMART_CONFIG_FILE, fmt_value, numeric
 
 __all__ = [
@@ -133,7 +133,7 @@ def _held_back(problem: Any, result: Mapping[str, Any], cfg: Any) -> bool:
     """True when the policy would not act on ``problem`` at ``result``: a warning, or inside the
     guards (``min_training_time`` by Ray's ``time_total_s``, ``min_validation_steps``) and not
     unambiguous (non-finite values and critical grad.norm are never held back)."""
-    from tuner.policy import _unambiguous
+    from tuner.core.policy import _unambiguous
 
     if problem.severity == "warning":
         return True
@@ -145,15 +145,15 @@ def _held_back(problem: Any, result: Mapping[str, Any], cfg: Any) -> bool:
 
 
 def diagnose_trial(results: Sequence[Mapping[str, Any]], cfg: Any) -> list[tuple[Any, bool]]:
-    """Each finding of ``tuner.rules.diagnose``, result by result, with whether the guards held it
+    """Each finding of ``tuner.core.rules.diagnose``, result by result, with whether the guards held it
     back.
 
     First occurrence of each (kind, severity, held back), in order of appearance: an attention
     collapse held back early and the same collapse after the guards are two findings. Results
     that miss a metric the rules need are skipped (the trial died before its first validation).
     """
-    from tuner.history import MissingMetricError
-    from tuner.rules import diagnose
+    from tuner.core.history import MissingMetricError
+    from tuner.core.rules import diagnose
 
     seen: dict[tuple[str, str, bool], Any] = {}
     for segment in split_segments(results):
@@ -335,7 +335,7 @@ def analyze(experiment_dir: str | Path, cfg: Any | None = None, diagnose: bool =
     records = load_trials(exp)
     interventions = load_interventions(exp)
     if diagnose and cfg is None:
-        from tuner.config import load_config
+        from tuner.core.config import load_config
 
         saved = exp / SMART_CONFIG_FILE
         cfg = load_config(saved if saved.is_file() else None)

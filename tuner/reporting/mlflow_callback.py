@@ -24,7 +24,7 @@ Child run per trial (tag ``mlflow.parentRunId``, so the UI nests it; ``ray.trial
   ``interventions/<n>_<action>_validation<k>.json``;
 - status: FINISHED on complete, FAILED on error, KILLED for runs still open at experiment end.
 
-Interventions arrive one way only: :class:`tuner.console.InterventionFeed` reads
+Interventions arrive one way only: :class:`tuner.reporting.console.InterventionFeed` reads
 ``interventions.jsonl`` incrementally at every result (it is written before Ray calls the
 callbacks with that result) and at the end. ``get_state``/``set_state`` (saved by Ray with the
 experiment) keep the runs, the feed's offset and the interventions already logged across
@@ -50,7 +50,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from tuner.console import InterventionFeed
+from tuner.reporting.console import InterventionFeed
 from tuner.contract import numeric
 
 __all__ = ["MLflowCallback", "default_tracking_uri", "flatten_config", "log_sweep_summary",
@@ -175,7 +175,7 @@ class MLflowCallback(Callback):
         if self._client is not None:
             return self._client
         if self.experiment_dir is None and trial is not None:
-            from tuner._ray_compat import experiment_dir
+            from tuner.raytune._ray_compat import experiment_dir
 
             self.experiment_dir = experiment_dir(trial)
             self.feed.experiment_dir = self.experiment_dir
@@ -307,7 +307,7 @@ class MLflowCallback(Callback):
 
     def on_intervention(self, record: Mapping[str, Any]) -> None:
         """Record one intervention (a dict as in ``interventions.jsonl``) on its trial's run."""
-        from tuner.interventions import Intervention
+        from tuner.core.interventions import Intervention
 
         trial_id = str(record.get("trial_id"))
         key = (trial_id, int(record.get("step") or 0), float(record.get("time") or 0.0),

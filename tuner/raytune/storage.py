@@ -148,7 +148,7 @@ def fetch_experiment(storage: str, name: str) -> Path:
     else its working copy, downloaded now (ExperimentNotFoundError when nothing is there)."""
     if not is_remote(storage):
         return Path(storage) / name
-    from tuner.analysis_io import ExperimentNotFoundError
+    from tuner.reporting.analysis_io import ExperimentNotFoundError
 
     uri = join(storage, name)
     if is_empty(uri):

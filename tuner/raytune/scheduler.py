@@ -4,7 +4,7 @@
 continue -> CONTINUE, stop -> STOP, mutate/restart -> pause the trial, replace its config, point
 it at its last healthy checkpoint (or none: from scratch) and return NOOP; ``choose_trial_to_run``
 then resumes paused-for-mutation trials before starting pending ones. The Ray internals this
-needs live in ``tuner/_ray_compat.py``.
+needs live in ``tuner/raytune/_ray_compat.py``.
 
 Prompt resumption: returning the paused trial from ``choose_trial_to_run`` is not enough on Ray
 2.60. Ray then queues an actor request for it *behind* the new trials it has already staged
@@ -41,7 +41,7 @@ from deletion; when a newer healthy one replaces it, or the trial completes, it 
 Ray's rule (kept only if among the K best by ``checkpoint_score_attribute``, so the best
 checkpoint survives); ``num_to_keep=None`` keeps all.
 Trial errors (``FailureConfig(max_failures=N)``, N >= 1, lets Ray retry): classified by
-tuner/trial_errors.py. A lost node (died, preempted, actor unavailable) resumes the trial
+tuner/core/trial_errors.py. A lost node (died, preempted, actor unavailable) resumes the trial
 unchanged from its latest checkpoint and does not count against N or
 ``max_recoveries_per_trial``; out of memory and a crash are retried with their
 ``training_recovery.actions`` adjustment (default ``batch_size // 2``, min 8) from the last
@@ -61,11 +61,11 @@ from ray import cloudpickle
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from tuner import _ray_compat
-from tuner.config import SmartConfig, load_config
-from tuner.interventions import HYPERPARAMETERS, Intervention
-from tuner.supervisor import GENERATION_KEY, Action, Supervisor
-from tuner.trial_errors import classify
+from tuner.raytune import _ray_compat
+from tuner.core.config import SmartConfig, load_config
+from tuner.core.interventions import HYPERPARAMETERS, Intervention
+from tuner.core.supervisor import GENERATION_KEY, Action, Supervisor
+from tuner.core.trial_errors import classify
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class SmartScheduler(TrialScheduler):
         return TrialScheduler.NOOP
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        """Classify the error (tuner/trial_errors.py); a lost node resumes unchanged from the
+        """Classify the error (tuner/core/trial_errors.py); a lost node resumes unchanged from the
         trial's latest checkpoint and is taken off Ray's failure count, other errors are
         retried with their adjustment from the last healthy checkpoint."""
         sup = self._ensure_supervisor(trial)

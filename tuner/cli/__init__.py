@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tuner.errors import UserError, user_error_types
-from tuner.search_space import SCHEDULERS
+from tuner.raytune.search_space import SCHEDULERS
 
 __all__ = ["main", "build_parser", "UsageError"]
 
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--search-space", required=True, metavar="FILE",
                       help="search-space YAML (see search_spaces/quickstart.yaml)")
     tune.add_argument("--config", metavar="FILE",
-                      help="smart-tuner config YAML merged over the defaults (tuner/config.yaml)")
+                      help="smart-tuner config YAML merged over the defaults (tuner/core/config.yaml)")
     tune.add_argument("--num-samples", type=_positive_int, metavar="N",
                       help="number of trials (default: num_samples of the search space)")
     tune.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F",
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 a trial failed, 2 user mistake, 130
     interrupted)."""
     args = build_parser().parse_args(argv)
-    from tuner import cli_commands
+    from tuner.cli import commands as cli_commands
 
     commands = {"tune": cli_commands.cmd_tune, "resume": cli_commands.cmd_resume,
                 "analyze": cli_commands.cmd_analyze, "corpus": cli_commands.cmd_corpus}
@@ -162,7 +162,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as err:  # before the sweep started, or a second Ctrl+C during it
         sys.stderr.write(f"{PROG}: interrupted" + (f"; {err}" if str(err) else "") + "\n")
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Reading a sweep folder for the failure analysis (tuner/analysis.py).
+"""Reading a sweep folder for the failure analysis (tuner/reporting/analysis.py).
 
 What Ray Tune leaves in ``<storage>/<name>``: one folder per trial with ``result.json`` (one JSON
 result per line, oldest first), ``params.json`` (the trial's initial config) and ``error.txt``
@@ -81,7 +81,7 @@ def load_interventions(experiment_dir: str | Path) -> list[dict[str, Any]]:
     When that file is missing, the ones kept in the scheduler's saved state (its journal
     ``smart_tuner_state.jsonl``, or an earlier version's ``smart_tuner_state.json``) are used.
     """
-    from tuner.supervisor_state import read_state
+    from tuner.core.supervisor_state import read_state
 
     path = Path(experiment_dir) / INTERVENTIONS_FILE
     if path.is_file():

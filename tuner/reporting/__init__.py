@@ -1,0 +1,2 @@
+"""What a sweep leaves behind and shows: the console, TensorBoard and MLflow, the trial logs,
+plots, and the failure analysis."""
