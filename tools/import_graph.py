@@ -2,11 +2,17 @@
 
     python tools/import_graph.py                 # cycles (strongly connected groups) and a count
     python tools/import_graph.py --dot graph.dot # also the graph for Graphviz: dot -Tsvg graph.dot
+    python tools/import_graph.py --check         # exit 1 on a cycle or a broken layer rule (LAYERS)
 
 Reads the sources with `ast` (nothing is imported or run). Every import counts, at the top of a
 module or inside a function (a lazy import is still a dependency); `from pkg import name` counts
 as an import of `pkg.name` when that is a module, else of `pkg`. A package's `__init__` is its own
 node. Packages scanned: tuner, model, benchmarks.
+
+Layer rule (``--check``, tests/test_import_graph.py): no module of ``tuner.core`` imports Ray,
+torch or MLflow, nor a module of ``model``, ``benchmarks`` or the other rooms of ``tuner`` (only
+``tuner.core``, the shared leaves ``tuner.contract``/``tuner.errors``/``tuner.folders`` and the
+trial's settings table ``tuner.training.settings``, itself Ray- and torch-free).
 """
 from __future__ import annotations
 
@@ -55,6 +61,45 @@ def edges(mods: dict[str, Path]) -> dict[str, set[str]]:
     return graph
 
 
+# The Ray-free core and what it may import from the project (prefixes) and never from outside.
+CORE = "tuner.core"
+CORE_MAY_IMPORT = ("tuner.core", "tuner.contract", "tuner.errors", "tuner.folders", "tuner.training.settings")
+CORE_NEVER_IMPORTS = ("ray", "torch", "mlflow", "tensorboardX", "model", "benchmarks")
+
+
+def third_party(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the top-level names of what it imports from outside the scanned packages."""
+    found: dict[str, set[str]] = {name: set() for name in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                tops = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                tops = {node.module.split(".")[0]}
+            else:
+                continue
+            found[name] |= {top for top in tops if top not in PACKAGES}
+    return found
+
+
+def _inside(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def layer_violations(graph: dict[str, set[str]], outside: dict[str, set[str]]) -> list[str]:
+    """One line per import of a ``tuner.core`` module that breaks the layer rule."""
+    bad = []
+    for name in sorted(graph):
+        if not _inside(name, CORE):
+            continue
+        for target in sorted(graph[name]):
+            if not any(_inside(target, prefix) for prefix in CORE_MAY_IMPORT):
+                bad.append(f"{name} imports {target} (the core may import only {', '.join(CORE_MAY_IMPORT)})")
+        for top in sorted(outside[name] & set(CORE_NEVER_IMPORTS)):
+            bad.append(f"{name} imports {top} (the core imports none of {', '.join(CORE_NEVER_IMPORTS)})")
+    return bad
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected groups of more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -94,17 +139,24 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dot", help="also write the graph in Graphviz dot format to this file")
+    parser.add_argument("--check", action="store_true",
+                        help="exit with status 1 on an import cycle or a broken layer rule")
     args = parser.parse_args(argv)
-    graph = edges(modules())
+    mods = modules()
+    graph = edges(mods)
     found = cycles(graph)
-    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} imports, {len(found)} import cycles")
+    broken = layer_violations(graph, third_party(mods))
+    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} imports, {len(found)} import cycles, "
+          f"{len(broken)} layer rule breaks")
     for group in found:
         print("cycle: " + " <-> ".join(group))
+    for line in broken:
+        print("layer: " + line)
     if args.dot:
         lines = ["digraph imports {", "  rankdir=LR;"]
         lines += [f'  "{a}" -> "{b}";' for a in sorted(graph) for b in sorted(graph[a])]
         Path(args.dot).write_text("\n".join(lines + ["}"]) + "\n")
-    return 0
+    return 1 if args.check and (found or broken) else 0
 
 
 if __name__ == "__main__":
