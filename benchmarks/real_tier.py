@@ -119,9 +119,9 @@ def run() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from benchmarks.sweep import _clean
+    from benchmarks.report import json_safe
 
     out = Path(__file__).parent / "results" / "tier2_real.json"
-    doc = _clean(run())
+    doc = json_safe(run())
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(doc["markdown"])

@@ -9,6 +9,7 @@ benchmarks/report_notes.md and is included verbatim.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +19,17 @@ NOTES = Path(__file__).parent / "report_notes.md"
 RESULTS = Path(__file__).parent / "results"
 BEGIN, END = "<!-- sweep:begin -->", "<!-- sweep:end -->"
 ORDER = ("fifo", "fifo_nan_stop", "asha", "pbt", "smart")
+
+
+def json_safe(x: Any) -> Any:
+    """JSON-safe: non-finite floats -> None, tuples -> lists."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
 
 
 class ReportError(ValueError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 import warnings
@@ -29,6 +28,7 @@ from typing import Any
 from benchmarks import overhead
 from benchmarks.harness import RunRecord, run_population
 from benchmarks.metrics import best_so_far, median_inf, ratio_to, summarize, user_metrics
+from benchmarks.report import json_safe
 from benchmarks.scenario import Scenario, load_scenario
 from benchmarks.surrogate import Calibration
 
@@ -66,18 +66,7 @@ def family_entry(scenario: Scenario, seeds: tuple[int, ...], runs: dict[str, lis
     for name, r in runs.items():
         out[name] = {"error": r} if isinstance(r, str) else {
             **user_metrics(r), "compute_to_target": median_inf([x.compute_to_target for x in r])}
-    return _clean(out)
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe: non-finite floats -> None, tuples -> lists."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
+    return json_safe(out)
 
 
 def build_results(scenario: Scenario, calibration: Calibration, seeds: tuple[int, ...],
@@ -110,7 +99,7 @@ def build_results(scenario: Scenario, calibration: Calibration, seeds: tuple[int
         s["best_so_far"] = best_so_far(r, scenario.budget)
         doc[name] = s
     doc["overhead"] = over
-    return _clean(doc)
+    return json_safe(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,13 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import ray_tier
 
         print(f"tier 1b: real Ray Tune, seeds {list(scenario.ray_tune_seeds)}", flush=True)
-        doc["tier1b_ray_tune"] = _clean(ray_tier.run(scenario, calibration, scenario.ray_tune_seeds, out / "ray_tune_logs"))
+        doc["tier1b_ray_tune"] = json_safe(ray_tier.run(scenario, calibration, scenario.ray_tune_seeds, out / "ray_tune_logs"))
     tier2 = out / "tier2_real.json"
     if args.real:
         from benchmarks import real_tier
 
         print("tier 2: real tiny-Tacotron2 sweep (minutes)", flush=True)
-        tier2.write_text(json.dumps(_clean(real_tier.run()), indent=1) + "\n")
+        tier2.write_text(json.dumps(json_safe(real_tier.run()), indent=1) + "\n")
     if tier2.exists():  # the last recorded tier-2 figures (``--real`` or python -m benchmarks.real_tier)
         doc["tier2_real"] = json.loads(tier2.read_text())
     doc["elapsed_s"] = round(time.time() - t0, 1)
