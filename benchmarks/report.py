@@ -240,7 +240,7 @@ def _tier1b(doc: Mapping[str, Any]) -> list[str]:
 def _calibration(doc: Mapping[str, Any]) -> list[str]:
     """Calibration paragraph: the constants used and the fit's notes (calibration/fit.json)."""
     c = doc.get("calibration", {})
-    out = ["", f"Calibration of the surrogate ({c.get('source', 'unknown')}; `python -m benchmarks.record_real fit`; "
+    out = ["", f"Calibration of the surrogate ({c.get('source', 'unknown')}; `python -m benchmarks.probes.record_real fit`; "
            "recorded reports in `benchmarks/calibration/current_defaults/`; superseded recordings in `old_defaults/` "
            "(earlier train_tts defaults) and `old_gate_metric/` (gate accuracy 0.0 before the first stop)): "
            f"validation.loss {c.get('loss0', 0):.2f} -> floor {c.get('floor', 0):.3f}, decay {c.get('rate', 0):.3f} e-folds per "

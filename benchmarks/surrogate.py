@@ -32,7 +32,7 @@ credit p_end / threshold of 0.15 scatters by a few hundredths in the real runs, 
 ~0.6 by ~0.1).
 
 z are standard normal draws. The constants (``Calibration``) come from recorded real trials
-(benchmarks/calibration/, fitted by benchmarks/record_real.py); faults (benchmarks/faults.py)
+(benchmarks/calibration/, fitted by benchmarks/probes/record_real.py); faults (benchmarks/faults.py)
 modify state and metrics. NaN policy: only a diverged fault state produces NaN.
 """
 

@@ -60,7 +60,7 @@ class Tacotron2Loss(nn.Module):
       expected off-diagonal penalty of one decoder step, in [0, 1). This is N_b times the DC-TTS
       mean over the (T_b, N_b) block, which makes the scale independent of text length, so that
       ``guided_attention_weight`` ~1 is a useful default (the plain block mean needed weights of
-      20-50 to speed up alignment on the built-in corpus; see benchmarks/train_probe.py).
+      20-50 to speed up alignment on the built-in corpus; see benchmarks/probes/train_probe.py).
     The weights are plain attributes, so a trainer may change them between steps.
     """
 

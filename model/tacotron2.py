@@ -85,7 +85,7 @@ class Tacotron2Config:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
-    # 2.1M parameters. Measured with benchmarks/train_probe.py on the built-in corpus: with
+    # 2.1M parameters. Measured with benchmarks/probes/train_probe.py on the built-in corpus: with
     # guided_attention_weight 1.5, lr 2e-3, batch 16, attention_score >= 0.5 after ~100 steps
     # (r=2: 125 steps, more decoder steps each). See benchmarks/results/train_probe_*.json.
     "tiny": dict(n_frames_per_step=3, symbols_embedding_dim=128, encoder_embedding_dim=128,

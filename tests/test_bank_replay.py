@@ -1,6 +1,6 @@
 """The bank of real trajectories (benchmarks/bank/) replayed through the Supervisor, no training:
 healthy recordings get no intervention, failing ones are detected after their onset (latency
-printed). What a recording shows is judged from its reports (benchmarks/record_bank.py SHOWS)."""
+printed). What a recording shows is judged from its reports (benchmarks/probes/record_bank.py SHOWS)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.record_bank import BANK_DIR, KNOWN_MISSES, SHOWS, load, replay
+from benchmarks.probes.record_bank import BANK_DIR, KNOWN_MISSES, SHOWS, load, replay
 
 RECORDINGS = sorted(BANK_DIR.glob("*.json"))
 

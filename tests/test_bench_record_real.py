@@ -1,4 +1,4 @@
-"""benchmarks/record_real.py: the calibration fits recover known constants from synthetic runs."""
+"""benchmarks/probes/record_real.py: the calibration fits recover known constants from synthetic runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.record_real import LOSS_KEYS, SKIP_STEPS, _logit_fit, fit, fit_decay
+from benchmarks.probes.record_real import LOSS_KEYS, SKIP_STEPS, _logit_fit, fit, fit_decay
 
 
 @pytest.mark.parametrize("floor, rates", [(2.0, [0.005, 0.01]), (0.5, [0.004]), (3.0, [0.004, 0.004, 0.008])])

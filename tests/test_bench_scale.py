@@ -1,10 +1,10 @@
-"""benchmarks/scale.py: the parts that run without Ray (the Ray sweep itself is the benchmark)."""
+"""benchmarks/probes/scale.py: the parts that run without Ray (the Ray sweep itself is the benchmark)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.scale import _timed, folder_size, hooks_only
+from benchmarks.probes.scale import _timed, folder_size, hooks_only
 
 
 def test_folder_size_counts_every_file(tmp_path: Path) -> None:

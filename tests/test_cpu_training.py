@@ -1,4 +1,4 @@
-"""benchmarks/cpu_training.py: the BENCHMARKS.md section it writes (no training here)."""
+"""benchmarks/probes/cpu_training.py: the BENCHMARKS.md section it writes (no training here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cpu_training import BEGIN, END, markdown, write_section
+from benchmarks.probes.cpu_training import BEGIN, END, markdown, write_section
 
 RESULT = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "cpu_training.json"
 

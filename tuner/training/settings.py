@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.5,  # model.set_dropout(p): conv dropout p, RNN dropout 0.2 p (the paper: 0.5 / 0.1)
     "weight_decay": 1e-6,  # AdamW decoupled weight decay
     "grad_clip_thresh": 5.0,  # clip_grad_norm_ threshold (ARCHITECTURE.md: "clip (5.0) always")
-    "guided_attention_weight": 1.5,  # as benchmarks/train_probe.py aligns the tiny preset
+    "guided_attention_weight": 1.5,  # as benchmarks/probes/train_probe.py aligns the tiny preset
     "gate_loss_weight": 1.0,
     "gate_threshold": 0.5,  # sigmoid(gate) >= threshold means "stop" in gate metrics
     "gate_pos_weight": 5.0,  # BCE pos_weight: stop frames are ~1% of frames

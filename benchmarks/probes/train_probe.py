@@ -5,7 +5,7 @@ Trains on an LJSpeech-layout corpus (default: the built-in one at data/corpus) a
 ``validation attention_score >= --target`` (then trains ``--extra`` more validations) or at the
 step/time budget. Writes the alignment image of the first validation utterance and a JSON summary.
 
-    .venv/bin/python benchmarks/train_probe.py --preset tiny --threads 2
+    .venv/bin/python benchmarks/probes/train_probe.py --preset tiny --threads 2
 
 Reports: steps/s, wall seconds and steps until alignment, peak RSS.
 """
@@ -26,7 +26,7 @@ from model.loss import Tacotron2Loss
 from model.metrics import attention_score, diagonality, early_stop_fraction, gate_accuracy
 from model.tacotron2 import Tacotron2, Tacotron2Config
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def parse_args() -> argparse.Namespace:

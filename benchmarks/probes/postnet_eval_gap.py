@@ -2,7 +2,7 @@
 eval mode, with only BatchNorm in training mode (batch statistics), fully in training mode, and in
 eval mode after re-estimating BatchNorm's running statistics on 256 training utterances with the
 checkpoint's weights (with and without dropout active while re-estimating).
-Usage: python benchmarks/postnet_eval_gap.py TRIAL_DIR [CHECKPOINT_NAME] [DATA_DIR]
+Usage: python benchmarks/probes/postnet_eval_gap.py TRIAL_DIR [CHECKPOINT_NAME] [DATA_DIR]
 (the figures in BENCHMARKS.md: a demo trial folder, checkpoint_000007, data/corpus)."""
 import json, sys, torch
 from tuner.training.checkpoint import load_checkpoint
@@ -11,7 +11,7 @@ from model.tacotron2 import Tacotron2, Tacotron2Config
 from model.loss import Tacotron2Loss
 torch.set_num_threads(1)
 if len(sys.argv) < 2:
-    sys.exit("usage: python benchmarks/postnet_eval_gap.py TRIAL_DIR [CHECKPOINT_NAME] [DATA_DIR]")
+    sys.exit("usage: python benchmarks/probes/postnet_eval_gap.py TRIAL_DIR [CHECKPOINT_NAME] [DATA_DIR]")
 d = sys.argv[1]
 checkpoint_name = sys.argv[2] if len(sys.argv) > 2 else "checkpoint_000007"
 data_dir = sys.argv[3] if len(sys.argv) > 3 else "data/corpus"

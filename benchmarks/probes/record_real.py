@@ -1,7 +1,7 @@
 """Record real tiny-Tacotron2 trajectories and fit the surrogate's constants to them.
 
-    python -m benchmarks.record_real record --tag v3_lr1e-3 --learning-rate 1e-3 --max-steps 700 --interval 50
-    python -m benchmarks.record_real fit        # -> benchmarks/calibration/constants.json, fit.json
+    python -m benchmarks.probes.record_real record --tag v3_lr1e-3 --learning-rate 1e-3 --max-steps 700 --interval 50
+    python -m benchmarks.probes.record_real fit        # -> benchmarks/calibration/constants.json, fit.json
 
 (then move the new real_<tag>.json into calibration/current_defaults/; ``fit`` reads that folder
 for everything but the loss decay, which it fits on calibration/old_defaults/, see LOSS_DIR.)
@@ -44,7 +44,7 @@ from typing import Any
 
 from benchmarks.surrogate import CALIBRATION_FILE, Calibration, SurrogateTrial
 
-CAL_DIR = Path(__file__).parent / "calibration"
+CAL_DIR = Path(__file__).parents[1] / "calibration"
 SURROGATE_STEPS_PER_REPORT = 50
 # The fitted runs: recorded under the current train_tts defaults (lr 2e-3, guided attention 1.5,
 # dropout 0.5, warm-up 20) and the gate metric with partial credit for a gate still learning
@@ -292,7 +292,7 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
     if esf:
         d["esf0"] = max(esf)
     steps = max(s for r in runs for s, _ in _series(r, "validation.loss"))
-    d["source"] = (f"fitted by benchmarks/record_real.py to {len(runs)} real tiny-Tacotron2 runs "
+    d["source"] = (f"fitted by benchmarks/probes/record_real.py to {len(runs)} real tiny-Tacotron2 runs "
                    f"({', '.join(r['tag'] for r in runs)}; up to {int(steps)} training steps)")
     known = {f.name for f in fields(Calibration)}
     cal = Calibration(**{k: v for k, v in d.items() if k in known})
@@ -300,7 +300,7 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.record_real", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.probes.record_real", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     rec = sub.add_parser("record", help="train one real trial and record its reports")
     rec.add_argument("--tag", required=True)

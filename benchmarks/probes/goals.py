@@ -1,6 +1,6 @@
 """Issue 7's detection goals on the default surrogate scenario, Smart Tuner only:
 
-    python -m benchmarks.goals --seeds 0-19 --seeds 1000-1059 [--scenario FILE] [--out FILE]
+    python -m benchmarks.probes.goals --seeds 0-19 --seeds 1000-1059 [--scenario FILE] [--out FILE]
 
 Per seed range: healthy trials (ground truth: the same trial unscheduled shows no fault) with at
 least one intervention, and the rule that acted (from the intervention lines); recoverable
@@ -25,7 +25,7 @@ from benchmarks.harness import run_population
 from benchmarks.scenario import load_scenario
 from benchmarks.surrogate import Calibration
 
-DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.yaml"
+DEFAULT_SCENARIO = Path(__file__).parents[1] / "scenarios" / "default.yaml"
 # reports after onset a fault's rule needs before it can act (documented latencies, config.yaml
 # defaults): explosion/NaN/corrupt data at once; overfitting: 7 reports, its documented latency
 # on a quiet trial (tuner/core/config.yaml: the smoothed rise held 3 reports); attention/gate: critical
@@ -78,7 +78,7 @@ def measure(seeds: list[int], scenario_path: Path = DEFAULT_SCENARIO) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.goals", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.probes.goals", description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", action="append", required=True, help="a seed or a range A-B (repeatable)")
     ap.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
     ap.add_argument("--out", help="also write the JSON here")

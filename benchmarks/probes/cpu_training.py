@@ -15,7 +15,7 @@ Runs the real trial loop (``tuner.trainable.run_training`` machinery, no Ray) un
 Writes ``benchmarks/results/cpu_training.json``, ``benchmarks/results/alignment_at_0.5.png`` and the
 ``cpu-training`` section of BENCHMARKS.md (between its markers)::
 
-    .venv/bin/python -m benchmarks.cpu_training --data-dir data/corpus --threads 2
+    .venv/bin/python -m benchmarks.probes.cpu_training --data-dir data/corpus --threads 2
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 from tuner.trainable import DEFAULTS, LocalSession, TrainSettings
 from tuner.training.loop import Trainer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 BEGIN, END = "<!-- cpu-training:begin -->", "<!-- cpu-training:end -->"
 HYPERPARAMETERS = ("learning_rate", "batch_size", "dropout", "weight_decay", "grad_clip_thresh",
@@ -135,7 +135,7 @@ def _save_alignment(alignment: Any, step: int, score: float) -> None:
 
 
 def _command() -> str:
-    return ".venv/bin/python -m benchmarks.cpu_training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return ".venv/bin/python -m benchmarks.probes.cpu_training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def markdown(r: dict[str, Any]) -> str:

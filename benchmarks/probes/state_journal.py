@@ -11,7 +11,7 @@ included where they fall; Python's garbage-collector pauses in that phase are re
 compact it (a resume), and for comparison the time to write the whole state as one JSON file
 (what earlier versions did at every completion).
 
-    python -m benchmarks.state_journal --trials 1000 10000 --out benchmarks/results/state_journal.json
+    python -m benchmarks.probes.state_journal --trials 1000 10000 --out benchmarks/results/state_journal.json
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Scale: thousands of trivial trials on real Ray Tune, SmartScheduler against FIFO in one run.
 
-    python -m benchmarks.scale --trials 2000 --reports 4 [--concurrent 8] [--repeats 1]
+    python -m benchmarks.probes.scale --trials 2000 --reports 4 [--concurrent 8] [--repeats 1]
                                [--out benchmarks/results/scale.json]
-    python -m benchmarks.scale --hooks-only --trials 2000 --reports 4   # no Ray: hooks alone
+    python -m benchmarks.probes.scale --hooks-only --trials 2000 --reports 4   # no Ray: hooks alone
 
-Each scheduler runs in its own driver process (``python -m benchmarks.scale --child ...``), one
+Each scheduler runs in its own driver process (``python -m benchmarks.probes.scale --child ...``), one
 after the other in the order FIFO, Smart (repeated ``--repeats`` times, alternating), so that the
 driver's peak memory (``ru_maxrss`` of that process) belongs to one sweep only. Every child starts
 its own local Ray with ``--concurrent`` logical CPUs; each trial takes one, so up to
@@ -170,7 +170,7 @@ def hooks_only(trials: int, reports: int, concurrent: int) -> dict[str, Any]:
 
 def _run_child(kind: str, args: argparse.Namespace, storage: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
-        cmd = [sys.executable, "-m", "benchmarks.scale", "--child", kind, "--trials",
+        cmd = [sys.executable, "-m", "benchmarks.probes.scale", "--child", kind, "--trials",
                str(args.trials), "--reports", str(args.reports), "--concurrent",
                str(args.concurrent), "--storage", storage, "--child-out", out.name]
         subprocess.run(cmd, check=True)
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "uptime_before": args.uptime_before, "uptime_after": _uptime(),
             "versions": _versions(), "cpus": os.cpu_count(),
-            "command": " ".join(["python -m benchmarks.scale"] + (args.argv or [])),
+            "command": " ".join(["python -m benchmarks.probes.scale"] + (args.argv or [])),
             "runs": runs, "median_wall_s": wall,
             "ratio": round(wall["smart"] / wall["fifo"], 3),
             "per_trial_ms": {k: round(1000 * v / args.trials, 1) for k, v in wall.items()}}

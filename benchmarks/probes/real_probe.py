@@ -1,6 +1,6 @@
 """Probe single real tiny-Tacotron2 trials without Ray: where is the unstable region, does a fault harm?
 
-    python -m benchmarks.real_probe --data-dir data/corpus --steps 300 --out probe.json \\
+    python -m benchmarks.probes.real_probe --data-dir data/corpus --steps 300 --out probe.json \\
         '{"learning_rate": 0.01}' '{"learning_rate": 0.002, "_lr_spike_after_step": 150, "_lr_spike_factor": 20, "_lr_spike_threshold": 0.0015}'
 
 Each positional argument is a JSON config (on top of tiny-preset defaults, 1 thread, validation
@@ -44,7 +44,7 @@ def probe(config: dict[str, Any], data_dir: str, steps: int, interval: int) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.real_probe", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.probes.real_probe", description=__doc__.splitlines()[0])
     ap.add_argument("configs", nargs="+", help="JSON config per trial")
     ap.add_argument("--data-dir", default="data/corpus")
     ap.add_argument("--steps", type=int, default=300)

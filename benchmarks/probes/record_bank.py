@@ -1,7 +1,7 @@
 """The bank of real trajectories: tiny-Tacotron2 runs on the built-in corpus, every report kept.
 
-    python -m benchmarks.record_bank list                 # the runs, their configs and why
-    nice -n 10 python -m benchmarks.record_bank record NAME [--max-steps N] [--data-dir DIR]
+    python -m benchmarks.probes.record_bank list                 # the runs, their configs and why
+    nice -n 10 python -m benchmarks.probes.record_bank record NAME [--max-steps N] [--data-dir DIR]
 
 ``record`` trains one run of ``RUNS`` through ``tuner.training.loop.Trainer`` (the loop of
 ``train_tts``) with a ``LocalSession`` (no Ray), one torch thread, and writes
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BANK_DIR = Path(__file__).parent / "bank"
+BANK_DIR = Path(__file__).parents[1] / "bank"
 DATA_DIR = "/work/main/data/corpus"
 
 # name -> (label, config over train_tts defaults, what it probes). Healthy runs span the quickstart
@@ -89,7 +89,7 @@ def record(name: str, max_steps: int, interval: int, data_dir: str, out_dir: Pat
     out = out_dir / f"{name}.json"
     doc: dict[str, Any] = {
         "name": name, "label": label, "probes": probes, "train_subset": subset, "config": config,
-        "command": f"nice -n 10 python -m benchmarks.record_bank record {name} --max-steps {max_steps} "
+        "command": f"nice -n 10 python -m benchmarks.probes.record_bank record {name} --max-steps {max_steps} "
                    f"--interval {interval} --data-dir {data_dir}",
         "torch": torch.__version__, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "keys": [], "rows": [],
@@ -181,7 +181,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.record_bank", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.probes.record_bank", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="the runs of the bank")
     sub.add_parser("replay", help="replay every recording through the Supervisor: first intervention")
