@@ -32,6 +32,8 @@ from typing import Any
 from ray import tune
 from ray.tune import Checkpoint
 
+from tests.factories import SMART_TEST_CONFIG, quadratic_metrics
+
 DEFAULTS: dict[str, Any] = {
     "learning_rate": 0.1,
     "batch_size": 32,
@@ -47,28 +49,6 @@ DEFAULTS: dict[str, Any] = {
     "log_dir": None,
     "explode_waits_for": 0,
 }
-
-
-def _metrics(step: int, lr: float, exploded: bool, nan: bool = False) -> dict[str, float]:
-    """The contract metrics at validation ``step`` (plain floats).
-
-    exploded: grad.norm 500 (critical) and losses 0.5 higher; nan: losses and grad.norm NaN.
-    """
-    decay = math.exp(-0.5 * lr * step)
-    train = 0.2 + 4.0 * decay + (0.5 if exploded else 0.0)
-    if nan:
-        train = math.nan
-    val = train + 0.05
-    grad = 500.0 if exploded else 2.0 + 10.0 * lr * decay
-    return {
-        "training.loss": train,
-        "validation.loss": val,
-        "grad.norm": math.nan if nan else grad,
-        "validation.attention_score": 0.8,
-        "validation.gate_accuracy": 0.9,
-        "overfitting.gap": val - train,
-        "validation.step": float(step),
-    }
 
 
 def _load_state(generation: int) -> tuple[int, int | None]:
@@ -102,7 +82,7 @@ def quadratic_trainable(config: dict[str, Any]) -> None:
         if exploded and cfg["explode_waits_for"]:
             _wait_for_trials(str(cfg["log_dir"]), int(cfg["explode_waits_for"]))
         nan = cfg["nan_from"] is not None and step >= int(cfg["nan_from"])
-        metrics = _metrics(step, lr, exploded, nan)
+        metrics = quadratic_metrics(step, lr, exploded, nan)
         if cfg["log_dir"]:
             line = {
                 "trial_id": trial_id, "step": step, "learning_rate": lr,
@@ -180,12 +160,6 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- sweep drivers
-SMART_TEST_CONFIG: dict[str, Any] = {
-    "training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
-    "optuna": {"seed": 0},
-}
-
-
 def run_sweep(storage: str, name: str, param_space: dict[str, Any], *, num_samples: int = 1,
               max_failures: int = 0, points: list[dict[str, Any]] | None = None,
               num_to_keep: int | None = None, max_concurrent: int | None = None,

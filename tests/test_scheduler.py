@@ -12,7 +12,8 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
-from tests.e2e_helpers import SMART_TEST_CONFIG, _metrics, start_local_ray  # noqa: E402
+from tests.e2e_helpers import start_local_ray  # noqa: E402
+from tests.factories import SMART_TEST_CONFIG, quadratic_metrics  # noqa: E402
 from tuner.core.config import config_from_dict  # noqa: E402
 from tuner.raytune.scheduler import SmartScheduler  # noqa: E402
 
@@ -24,7 +25,7 @@ def _drive(scheduler: SmartScheduler, kinds: list[str]) -> None:
     config = {"learning_rate": 0.4}
     for step, kind in enumerate(kinds, start=1):
         action = scheduler.supervisor.on_result(
-            "t1", config, _metrics(step, 0.4, kind == "boom"), f"/ckpt/{step}", float(step))
+            "t1", config, quadratic_metrics(step, 0.4, kind == "boom"), f"/ckpt/{step}", float(step))
         config = action.new_config or config
 
 
@@ -66,7 +67,7 @@ def test_pickle_carries_no_state_and_the_copy_reloads_the_journal(tmp_path: Path
 
 
 def _reports_no_grad_norm(config: dict) -> None:
-    metrics = _metrics(1, 0.1, False)
+    metrics = quadratic_metrics(1, 0.1, False)
     del metrics["grad.norm"]
     tune.report({**metrics, "my.extra": 1.0})
 

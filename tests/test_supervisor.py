@@ -1,6 +1,6 @@
 """Supervisor on fake trials, without Ray: tables of result sequences -> actions.
 
-Results come from ``tests.e2e_helpers._metrics`` (the contract metrics of a healthy quadratic
+Results come from ``tests.factories.quadratic_metrics`` (the contract metrics of a healthy quadratic
 run, or of an exploded one: grad.norm 500, NaN losses). Checkpoints are plain path strings.
 The RecoveryPlanner is the real one with an in-memory Optuna study.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_helpers import _metrics
+from tests.factories import SMART_TEST_CONFIG, quadratic_metrics
 from tuner.core.config import config_from_dict
 from tuner.contract import CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE
 from tuner.reporting.analysis_io import read_json_lines
@@ -22,14 +22,13 @@ from tuner.core.supervisor import JOURNAL_FILE, Supervisor
 from tuner.core.supervisor_state import LEGACY_STATE_FILE, fold
 from tuner.core.trial_errors import TrialError
 
-CFG = config_from_dict({"training_recovery": {"min_training_time": 0, "min_validation_steps": 1},
-                        "optuna": {"seed": 0}})
+CFG = config_from_dict(SMART_TEST_CONFIG)
 CONFIG = {"learning_rate": 0.4, "batch_size": 32, "grad_clip_thresh": 1.0}
 
 
 def _result(step: int, kind: str, lr: float = 0.4) -> dict[str, float]:
     """kind: "ok" (healthy), "boom" (exploded: grad.norm 500) or "nan" (NaN losses and grads)."""
-    return {**_metrics(step, lr, kind == "boom", kind == "nan"), "training_iteration": float(step)}
+    return {**quadratic_metrics(step, lr, kind == "boom", kind == "nan"), "training_iteration": float(step)}
 
 
 def _run(sup: Supervisor, kinds: list[str], trial: str = "t1", config: dict | None = None,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_helpers import _metrics
+from tests.factories import quadratic_metrics
 from tuner.core.config import config_from_dict
 from tuner.core.policy import TrialMonitor
 from tuner.core.supervisor_state import (JOURNAL_FILE, LEGACY_STATE_FILE, HealthyCheckpoint,
@@ -41,7 +41,7 @@ def test_checkpoint_to_state(checkpoint: Any, expected: str) -> None:
 def _state(healthy: bool, last_loss: float) -> TrialState:
     monitor = TrialMonitor(CFG, start_time=5.0)
     for step in (1, 2):
-        monitor.observe(_metrics(step, 0.1, False), now=5.0 + step)
+        monitor.observe(quadratic_metrics(step, 0.1, False), now=5.0 + step)
     return TrialState(
         monitor, {"learning_rate": 0.1, "_restart_generation": 1},
         HealthyCheckpoint(_RayLikeCheckpoint(), 2, {"validation.step": 2.0}) if healthy else None,

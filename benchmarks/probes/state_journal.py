@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e_helpers import _metrics
+from tests.factories import quadratic_metrics
 from tuner.core.config import config_from_dict
 from tuner.contract import RECOVERY_ACTIONS
 from tuner.core.recovery import RecoveryPlanner
@@ -52,7 +52,7 @@ def measure(trials: int, reports: int, interventions: int, folder: Path) -> dict
     ids = [f"t{i:05d}" for i in range(trials)]
     for step in range(1, reports + 1):
         for trial_id in ids:
-            sup.on_result(trial_id, CONFIG, _metrics(step, 0.1, False), f"/ckpt/{trial_id}/{step}",
+            sup.on_result(trial_id, CONFIG, quadratic_metrics(step, 0.1, False), f"/ckpt/{trial_id}/{step}",
                           now=0.0)   # one clock tick: no periodic save while filling
     sup.save()
     saves: list[float] = []
@@ -70,7 +70,7 @@ def measure(trials: int, reports: int, interventions: int, folder: Path) -> dict
     sup.save = timed_save   # type: ignore[method-assign]
     for trial_id in ids[:interventions]:
         config = sup.expected_config(trial_id)
-        action = sup.on_result(trial_id, config, _metrics(reports + 1, 0.1, True), None, now=0.0)
+        action = sup.on_result(trial_id, config, quadratic_metrics(reports + 1, 0.1, True), None, now=0.0)
         assert action.kind in RECOVERY_ACTIONS, action
     intervention_saves = list(saves)
     saves.clear()
