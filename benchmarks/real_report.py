@@ -61,7 +61,7 @@ def _harm(doc: Mapping[str, Any]) -> list[str]:
 
 def section(doc: Mapping[str, Any]) -> str:
     cmds = doc.get("commands") or [doc.get("command")]
-    cmd = "; ".join(f"`{c}`" for c in cmds) + (" (run as separate processes at the same time, then `--merge`d)" if len(cmds) > 1 else "")
+    cmd = "; ".join(f"`{c}`" for c in cmds) + (" (run as separate processes, then `--merge`d)" if len(cmds) > 1 else "")
     lines = ["## Real sweep: tiny Tacotron2 trials through real Ray Tune (issue 8 item 5)", "",
              f"Commands: {cmd}; started {doc.get('recorded')}, longest {doc.get('elapsed_s')} s; raw: "
              "`benchmarks/results/real_sweep.json`. "
