@@ -7,7 +7,7 @@ budget), the trial's *last healthy checkpoint* and the config it was last given.
     continue -> Action("continue")
     mutate   -> planner.propose(...) ; roll back to the last healthy checkpoint
                 (no healthy checkpoint yet -> restart instead)
-    restart  -> planner.propose(...) ; _restart_generation += 1 ; from scratch (checkpoint None)
+    restart  -> planner.propose(...) (it raises _restart_generation by one) ; from scratch (checkpoint None)
     stop     -> Action("stop") (early stopping, or the recovery budget is spent)
 
 The last healthy checkpoint is the checkpoint reported with the last result whose
@@ -51,7 +51,7 @@ from typing import Any
 
 from tuner.core.config import SmartConfig
 from tuner.contract import (CHECKPOINT_RESTORED, CHECKPOINT_RESTORED_STEP, CHECKPOINT_UNREADABLE,
-                             GENERATION_KEY, INTERVENTIONS_FILE, ActionKind, numeric)
+                             INTERVENTIONS_FILE, ActionKind, numeric)
 from tuner.core.interventions import Intervention, append_jsonl
 from tuner.core.policy import Decision, TrialMonitor
 from tuner.core.recovery import RecoveryPlanner, answered, apply_adjustment, storage_url
@@ -239,9 +239,8 @@ class Supervisor:
         self._tell_outcome(trial_id, state)
         new_config = dict(self.planner.propose(trial_id, state.config, decision.acting, kind))
         healthy = state.healthy if kind == "mutate" else None
-        if kind == "restart":
-            new_config[GENERATION_KEY] = int(state.config.get(GENERATION_KEY, 0)) + 1
-            state.healthy = None   # checkpoints of older generations are ignored by the trainable
+        if kind == "restart":   # propose() raised the generation: older checkpoints are ignored
+            state.healthy = None
         state.monitor.rolled_back(now, kind)
         state.pending = None
         state.outcome_due = self.outcome_reports
