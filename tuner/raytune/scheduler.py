@@ -64,7 +64,8 @@ from ray.tune.schedulers import TrialScheduler
 from tuner.raytune import _ray_compat
 from tuner.core.config import SmartConfig, load_config
 from tuner.core.interventions import HYPERPARAMETERS, Intervention
-from tuner.core.supervisor import GENERATION_KEY, Action, Supervisor
+from tuner.contract import GENERATION_KEY
+from tuner.core.supervisor import Action, Supervisor
 from tuner.core.trial_errors import classify
 
 logger = logging.getLogger(__name__)
