@@ -282,3 +282,27 @@ def test_one_shot_fault_does_not_fire_again_after_a_rollback(
     run_training(config, again)
     assert [r[counter] for r in again.reports] == [0]
     assert again.reports[-1]["training.skipped_steps"] == 0
+
+
+def test_lr_spike_is_one_shot_over_its_window(base: dict[str, Any], tmp_path: Path) -> None:
+    """Steps 3-4 train at 20x the rate; rolled back to step 2 after the window, they train unspiked."""
+    config = {**base, "learning_rate": 1e-3, "inject": {"lr_spike_at_step": 3, "lr_spike_steps": 2,
+                                                        "lr_spike_factor": 20.0}}
+    _, session = train(tmp_path, config)
+    assert [r["learning_rate"] for r in session.reports] == pytest.approx([1e-3, 20e-3])
+    assert (tmp_path / "injected_faults.json").read_text() == '["lr_spike_at_step"]'
+    # the scheduler rolls the trial back to validation 1 (step 2): steps 3-4 train again, unspiked
+    again = LocalSession(tmp_path, resume_from=session.checkpoints[0])
+    run_training(config, again)
+    assert [r["learning_rate"] for r in again.reports] == pytest.approx([1e-3])
+    assert again.reports[-1]["training.step"] == 4.0
+
+
+def test_lr_spike_replays_an_unfinished_window(base: dict[str, Any], tmp_path: Path) -> None:
+    """The window is steps 3-6; the trial stops after step 4, so a rollback to step 2 replays the spike."""
+    config = {**base, "learning_rate": 1e-3, "inject": {"lr_spike_at_step": 3, "lr_spike_steps": 4}}
+    _, session = train(tmp_path, config)
+    assert not (tmp_path / "injected_faults.json").exists()
+    again = LocalSession(tmp_path, resume_from=session.checkpoints[0])
+    run_training(config, again)
+    assert [r["learning_rate"] for r in again.reports] == pytest.approx([20e-3])   # default factor x20

@@ -35,9 +35,19 @@ def test_bad_value_names_key_and_value(dataset: Path, key: str, value: Any) -> N
     ({"no_such_key": 1}, "batch_size", DEFAULTS["batch_size"]),  # unknown keys are ignored
     ({"_restart_generation": 2}, "restart_generation", 2),
     ({"inject": {"nan_at_step": 30}}, "inject", {"nan_at_step": 30.0}),
+    ({"inject": {"lr_spike_at_step": 151, "lr_spike_steps": 50, "lr_spike_factor": 20}}, "inject",
+     {"lr_spike_at_step": 151.0, "lr_spike_steps": 50.0, "lr_spike_factor": 20.0}),
 ])
 def test_values(dataset: Path, config: dict[str, Any], field: str, expected: Any) -> None:
     assert getattr(TrainSettings.from_config({"data_dir": str(dataset), **config}), field) == expected
+
+
+@pytest.mark.parametrize("inject, name", [({"lr_spike_steps": 0}, "inject.lr_spike_steps"),
+                                          ({"lr_spike_factor": 0.0}, "inject.lr_spike_factor")])
+def test_bad_lr_spike_names_its_inject_key(dataset: Path, inject: dict[str, Any], name: str) -> None:
+    with pytest.raises(TrainConfigError, match=name.replace(".", r"\.")) as info:
+        TrainSettings.from_config({"data_dir": str(dataset), "inject": inject})
+    assert "\n" not in str(info.value)
 
 
 def test_relative_paths_resolve_against_base_dir(dataset: Path) -> None:

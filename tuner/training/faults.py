@@ -12,14 +12,26 @@ Keys (step S is the optimizer step after which ``training.step`` == S, counted f
   (kept in its checkpoint), so halving the LR cures an explosion; 0 makes it incurable by LR.
 - ``nan_params_at_step: S`` — after step S's update one weight becomes NaN: the loop restores
   the last checkpoint in-process (``restored_from_nan`` + 1).
+- ``lr_spike_at_step: S``, ``lr_spike_steps: W`` (default 50), ``lr_spike_factor: K`` (default
+  20.0) — a transient learning-rate spike: steps S..S+W-1 train at K x their scheduled learning
+  rate (``group["lr"]``; the reported ``learning_rate`` is the one applied). Its end depends on no
+  hyperparameter: it lasts W steps whatever the trial's ``learning_rate`` or a scheduler changes.
+  S = 0 is off.
 
-``nan_at_step`` and ``nan_params_at_step`` are one-shot faults, like a transient hardware or data
-glitch: each fires once per trial. The loop records a fired fault in ``injected_faults.json`` in the
-trial folder, so a trial rolled back by the scheduler to a checkpoint before S (or resumed after
-a crash) trains through step S again without it, instead of re-firing after every rollback. The
-explosion (``explode_after_step``) is a persistent fault by design: it lasts while the learning
-rate stays above its threshold, so a recovery that does not lower it enough explodes again, is
-told to the recovery study as failed, and the recovery budget ends it.
+``nan_at_step``, ``nan_params_at_step`` and the spike are one-shot faults, like a transient
+hardware, data or schedule glitch: each fires once per trial. The loop records a fired fault in
+``injected_faults.json`` in the trial folder, so a trial rolled back by the scheduler to a
+checkpoint before S (or resumed after a crash) trains through step S again without it, instead of
+re-firing after every rollback. The spike is recorded there when its LAST step, S+W-1, has run:
+after that, a rollback to a checkpoint before S (or a resume) trains through S..S+W-1 at the
+scheduled rate. Until then the window is unfinished: a trial that crashes or is restored from a
+checkpoint before S+W-1 replays the window's steps from its checkpoint on (all of S..S+W-1 from
+a checkpoint before S) spiked. (An in-process restore after non-finite parameters does not rewind
+the step count, so the window just goes on.)
+
+The explosion (``explode_after_step``) is a persistent fault by design: it lasts while the
+learning rate stays above its threshold, so a recovery that does not lower it enough explodes
+again, is told to the recovery study as failed, and the recovery budget ends it.
 """
 
 from __future__ import annotations
@@ -31,6 +43,9 @@ __all__ = ["FaultInjector"]
 
 DEFAULT_EXPLODE_FACTOR = 1e4
 ONE_SHOT = ("nan_at_step", "nan_params_at_step")
+SPIKE = "lr_spike_at_step"   # the spike's key in injected_faults.json
+DEFAULT_SPIKE_STEPS = 50
+DEFAULT_SPIKE_FACTOR = 20.0
 FIRED_FILE = "injected_faults.json"
 DEFAULT_THRESHOLD_RATIO = 0.75
 
@@ -63,10 +78,25 @@ class FaultInjector:
             return 1.0
         return float(self.inject.get("explode_factor", DEFAULT_EXPLODE_FACTOR))
 
+    def _spike_window(self) -> range:
+        """Steps S..S+W-1 of a spike that has not fired yet (empty without one)."""
+        start = self.inject.get(SPIKE)
+        if not start or SPIKE in self.fired:   # absent, or S = 0: off
+            return range(0)
+        return range(int(start), int(start) + int(self.inject.get("lr_spike_steps", DEFAULT_SPIKE_STEPS)))
+
+    def lr_factor(self, step: int) -> float:
+        """``lr_spike_factor`` inside the spike's window (unless it fired before), else 1.0."""
+        if step in self._spike_window():
+            return float(self.inject.get("lr_spike_factor", DEFAULT_SPIKE_FACTOR))
+        return 1.0
+
     def corrupt_params(self, step: int) -> bool:
         """True at ``nan_params_at_step`` (unless it fired before)."""
         return self._fires("nan_params_at_step", step)
 
     def firing(self, step: int) -> set[str]:
-        """The one-shot faults that fire at ``step`` (to be recorded as fired)."""
-        return {k for k in ONE_SHOT if self._fires(k, step)}
+        """The one-shot faults that fire at ``step`` (to be recorded as fired); the spike at its
+        window's last step."""
+        window = self._spike_window()
+        return {k for k in ONE_SHOT if self._fires(k, step)} | ({SPIKE} if window and step == window[-1] else set())

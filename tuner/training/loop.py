@@ -222,7 +222,7 @@ class Trainer:
         whether the step was skipped and whether that was a GradScaler loss-scale overflow."""
         number = self.step + 1  # the fault injector's 1-based step number
         fired = self.faults.firing(number)
-        lr = self.schedule.lr(self.s.learning_rate, self.step)
+        lr = self.schedule.lr(self.s.learning_rate, self.step) * self.faults.lr_factor(number)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = batch.to(self.device)

@@ -72,6 +72,9 @@ INJECT_KEYS = frozenset(
         "explode_lr_after_step",
         "explode_lr_threshold",
         "explode_factor",
+        "lr_spike_at_step",
+        "lr_spike_steps",
+        "lr_spike_factor",
     }
 )
 
@@ -238,8 +241,10 @@ def _inject(value: Any) -> dict[str, float]:
         name = f"inject.{key}"
         if key == "explode_lr_threshold":
             out[key] = _CHECK.number(name, v, **_NONNEG)
-        elif key == "explode_factor":
+        elif key in ("explode_factor", "lr_spike_factor"):
             out[key] = _CHECK.number(name, v, **_POS)
+        elif key == "lr_spike_steps":
+            out[key] = float(_CHECK.integer(name, v, 1, whole_floats=True))
         else:
             out[key] = float(_CHECK.integer(name, v, 0, whole_floats=True))
     return out
