@@ -5,7 +5,8 @@
 #   make constraints  constraints.txt: the venv's exact versions (with the aws and postgres extras)
 #               for cluster.yaml's set-up, so cluster nodes install what a local install has
 #   make bench-real  real tiny-Tacotron2 trials through real Ray Tune (FIFO, ASHA, Smart Tuner; natural
-#               failures, then an injected learning-rate spike) -> real_sweep.json, BENCHMARKS.md. Full size (12 configs x
+#               failures, then variant transient: a one-shot learning-rate spike at steps 151-200)
+#               -> real_sweep.json, BENCHMARKS.md. Full size (12 configs x
 #               300 steps x 3 schedulers x 2 variants, ~19,000 steps with ASHA's pruning, ~0.75 CPU-s per step with
 #               validation) needs about 2 hours of 2 cores (BENCHMARKS.md); smaller: make bench-real REAL_ARGS="--configs 4"
 

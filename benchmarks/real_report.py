@@ -19,6 +19,23 @@ BEGIN, END = "<!-- real-sweep:begin -->", "<!-- real-sweep:end -->"
 RESULTS = Path(__file__).parent / "results" / "real_sweep.json"
 NOTES = Path(__file__).parent / "real_report_notes.md"
 ORDER = ("fifo", "asha", "smart")
+INJECTED = ("transient", "spike")   # the injected-fault variants, the one the goals judge first
+RETIRED = ("Retired: its spike lasts while the trial's learning_rate is above 0.75x the original, which only "
+           "Smart Tuner lowers, so only Smart Tuner can end it (a cure that is the product's own adjustment); "
+           "variant `transient` replaces it.")
+
+
+def _label(doc: Mapping[str, Any], variant: str) -> str:
+    """What a variant injects, in one parenthesis."""
+    if variant == "transient":
+        i = doc.get("transient_inject") or {}
+        start, n = i.get("lr_spike_at_step"), i.get("lr_spike_steps")
+        window = f", steps {start:.0f}-{start + n - 1:.0f} at x{i.get('lr_spike_factor', 0):g}" if start and n else ""
+        return (f"(every trial gets the one-shot learning-rate spike of tuner/training/faults.py{window}; its end "
+                "depends on no hyperparameter)")
+    if variant == "spike":
+        return "(retired; every trial gets the learning-rate spike of benchmarks/real_faults.py)"
+    return "(no injected fault)"
 
 
 def _row(name: str, s: Mapping[str, Any]) -> str:
@@ -45,15 +62,16 @@ def _trials(doc: Mapping[str, Any], variant: str) -> list[str]:
     return out
 
 
-def _harm(doc: Mapping[str, Any]) -> list[str]:
-    """What the spike does to an unscheduled trial: FIFO natural vs FIFO spike, per config."""
+def _harm(doc: Mapping[str, Any], variant: str) -> list[str]:
+    """What an injected fault does to an unscheduled trial: FIFO natural vs FIFO ``variant``, per config."""
     v = doc.get("variants", {})
-    if "fifo" not in v.get("natural", {}) or "fifo" not in v.get("spike", {}):
+    if "fifo" not in v.get("natural", {}) or "fifo" not in v.get(variant, {}):
         return []
-    out = ["### Does the injected spike harm an unscheduled trial? (FIFO, natural vs spike, same configs)", "",
-           "| config | learning_rate | natural: final val.loss, usable | spike: final val.loss, usable |", "|---|---|---|---|"]
+    out = [f"### Does the injected fault harm an unscheduled trial? (FIFO, natural vs {variant}"
+           + (", retired" if variant == "spike" else "") + ", same configs)", ""]
+    out += [f"| config | learning_rate | natural: final val.loss, usable | {variant}: final val.loss, usable |", "|---|---|---|---|"]
     for i, cfg in enumerate(doc["configs"]):
-        a, b = v["natural"]["fifo"]["trials"].get(str(i), {}), v["spike"]["fifo"]["trials"].get(str(i), {})
+        a, b = v["natural"]["fifo"]["trials"].get(str(i), {}), v[variant]["fifo"]["trials"].get(str(i), {})
         out.append(f"| {i} | {cfg['learning_rate']:.4g} | {_f(a.get('final_loss'), '{:.2f}')}, {'yes' if a.get('usable') else 'no'} "
                    f"| {_f(b.get('final_loss'), '{:.2f}')}, {'yes' if b.get('usable') else 'no'} |")
     return out + [""]
@@ -70,9 +88,10 @@ def section(doc: Mapping[str, Any]) -> str:
              f"{doc['max_concurrent']} one-thread trials at a time, Ray Tune time budget per scheduler run "
              f"{_f(doc.get('time_budget_s'), '{:.0f} s')}. Compute = training steps (re-trained steps after a rollback "
              "count again). A config *fails* when FIFO's run of it (same variant) ends unusable.", ""]
-    for variant, v in doc.get("variants", {}).items():
-        lines += [f"### Variant `{variant}`" + (" (every trial gets the learning-rate spike of benchmarks/real_faults.py)"
-                                                if variant == "spike" else " (no injected fault)"), "",
+    variants = doc.get("variants", {})
+    judged_fault = next((x for x in INJECTED if x in variants), None)   # transient when present, else spike
+    for variant, v in variants.items():
+        lines += [f"### Variant `{variant}` {_label(doc, variant)}", ""] + ([RETIRED, ""] if variant == "spike" else []) + [
                   "| scheduler | compute (steps) | compute lost share | usable models (per 100 reports) | failing configs usable "
                   "| healthy interventions | healthy pruned | compute to first usable (steps) | regret | wall s | 1-min load start -> end "
                   "| time budget hit |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -80,7 +99,9 @@ def section(doc: Mapping[str, Any]) -> str:
         lines += ["", f"Best final validation.loss of any trial here: {_f(v.get('best_final_loss'), '{:.3f}')} (regret = handed "
                   "trial's final validation.loss minus it).", ""] + _trials(doc, variant)
         judged = "fifo" in v and (v["fifo"]["usable_unscheduled_trials"] + v["fifo"]["faulty_usable"]["faulty"]) > 0
-        if "smart" in v and judged:
+        if variant in INJECTED and variant != judged_fault:
+            lines += ["", f"Goals: judged in variant `{judged_fault}`, not here."]
+        elif "smart" in v and judged:
             lines += ["", f"Goals (issue 8, real sweep) in variant `{variant}`:", ""] + goals_table(v, faulty_goal=0.8, regret_half=False)
         elif "smart" in v:
             lines += ["", f"Goals (issue 8, real sweep) in variant `{variant}`: not judgeable, no FIFO trial ran to its "
@@ -89,7 +110,8 @@ def section(doc: Mapping[str, Any]) -> str:
         if iv:
             lines += ["", "Smart Tuner's interventions:", ""] + [f"    {x}" for x in iv]
         lines.append("")
-    lines += _harm(doc)
+    for variant in INJECTED:
+        lines += _harm(doc, variant)
     if NOTES.exists():
         lines += [NOTES.read_text().strip(), ""]
     return "\n".join(lines)

@@ -1,15 +1,21 @@
 """A sweep of REAL tiny-Tacotron2 trials through real Ray Tune: ``make bench-real``.
 
     python -m benchmarks.real_sweep --scenario benchmarks/scenarios/real.yaml --data-dir data/corpus \\
-        [--configs N] [--steps S] [--variants natural spike] [--time-budget-s T] [--out FILE]
+        [--configs N] [--steps S] [--variants natural transient] [--time-budget-s T] [--out FILE]
 
 The scenario (benchmarks/scenarios/real.yaml) fixes a seeded stream of configs (learning rates
 reaching into the unstable region), the steps per trial, the target and the schedulers. Every
 scheduler (FIFO, ASHA, SmartScheduler) runs the same configs in the same order, ``max_concurrent``
 one-thread trials at a time, ``train_tts`` unchanged. Variants: ``natural`` (no injected fault:
-the failures are the configs' own) and ``spike`` (every trial gets the learning-rate spike of
-benchmarks/real_faults.py; the natural variant's FIFO run shows what the spike does unscheduled). FIFO runs first in each variant: its trials are the ground truth
-("usable when run unscheduled"; a *failing* trial is one FIFO's run ends unusable).
+the failures are the configs' own) and ``transient`` (every trial gets the product's one-shot
+learning-rate spike, ``inject: {lr_spike_at_step, lr_spike_steps, lr_spike_factor}`` from the
+scenario's ``transient:`` block, tuner/training/faults.py: its end depends on no hyperparameter,
+so no scheduler's adjustment ends it; the natural variant's FIFO run shows what it does
+unscheduled). ``spike`` is retired and kept only to rerun the old JSON's variant: its spike
+(benchmarks/real_faults.py) lasts while the learning rate stays above 0.75x the original, which
+only Smart Tuner lowers, so only Smart Tuner could end it. FIFO runs first in each variant: its
+trials are the ground truth ("usable when run unscheduled"; a *failing* trial is one FIFO's run
+ends unusable).
 
 Per scheduler and variant it writes the keys of issue 8 (benchmarks/metrics.py defines them for
 the surrogate; here compute is counted in training steps, reports x validation_interval, and
@@ -39,6 +45,7 @@ from benchmarks.usable import is_usable
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
+VARIANTS = ("natural", "spike", "transient")
 KEEP = ("training.step", "validation.loss", "grad.norm", "validation.attention_score", "validation.gate_accuracy",
         "learning_rate", "nan_skips", "restored_from_nan")
 
@@ -76,23 +83,43 @@ def _scheduler(name: str, sc: dict[str, Any], reports: int) -> Any:
     return FIFOScheduler()
 
 
-def run_scheduler(name: str, sc: dict[str, Any], configs: list[dict[str, Any]], spike: dict[str, Any] | None,
+def transient_inject(sc: dict[str, Any]) -> dict[str, float]:
+    """The ``inject`` mapping of the ``transient`` variant, from the scenario's ``transient:`` block."""
+    t = sc.get("transient")
+    if not isinstance(t, dict) or "at_step" not in t:
+        raise SystemExit("scenario: the transient variant needs `transient: {at_step: S, steps: W, factor: K}`; "
+                         "see benchmarks/scenarios/real.yaml")
+    return {"lr_spike_at_step": int(t["at_step"]), "lr_spike_steps": int(t.get("steps", 50)),
+            "lr_spike_factor": float(t.get("factor", 20.0))}
+
+
+def _trial_setup(variant: str, sc: dict[str, Any], configs: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """The trainable, the per-trial points and the keys every trial shares, of one variant."""
+    from tuner.trainable import train_tts
+
+    points = [{**c, "_index": i} for i, c in enumerate(configs)]
+    if variant == "transient":   # the same mapping for every trial: a constant of the param space
+        return train_tts, points, {"inject": transient_inject(sc)}
+    if variant == "spike":       # retired (module docstring): flat keys, a per-trial threshold
+        from benchmarks.real_faults import spike_keys, train_tts_spiked
+
+        spike = sc["spike"]
+        return train_tts_spiked, [{**p, **spike_keys(int(spike["after_step"]), float(spike["factor"]),
+                                                     0.75 * float(p["learning_rate"]))} for p in points], {}
+    return train_tts, points, {}
+
+
+def run_scheduler(name: str, sc: dict[str, Any], configs: list[dict[str, Any]], variant: str,
                   data_dir: str, steps: int, storage: Path, time_budget_s: float | None) -> dict[str, Any]:
     """One scheduler over ``configs`` on real Ray Tune: per trial its reports (in global order) and actions."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from benchmarks.real_faults import spike_keys, train_tts_spiked
-
     interval = int(sc["validation_interval"])
     reports_max = steps // interval
-    points = []
-    for i, c in enumerate(configs):
-        on = bool(spike)
-        points.append({**c, "_index": i, **spike_keys(
-            int(spike["after_step"]) if on and spike else 0, float(spike["factor"]) if on and spike else 1.0,
-            0.75 * float(c["learning_rate"]))})
-    space = {**dict(sc["fixed"]), "data_dir": data_dir, "max_steps": steps, "validation_interval": interval,
+    trainable, points, shared = _trial_setup(variant, sc, configs)
+    # per-trial keys: a choice over their values, which points_to_evaluate then fixes per trial
+    space = {**dict(sc["fixed"]), "data_dir": data_dir, "max_steps": steps, "validation_interval": interval, **shared,
              **{k: tune.choice(sorted({p[k] for p in points})) for k in points[0]}}
     order: list[dict[str, Any]] = []
     ids: dict[str, int] = {}
@@ -108,7 +135,7 @@ def run_scheduler(name: str, sc: dict[str, Any], configs: list[dict[str, Any]], 
     t0 = time.time()
     load0 = os.getloadavg()[0]
     tuner = tune.Tuner(
-        tune.with_resources(train_tts_spiked, {"cpu": 1}),
+        tune.with_resources(trainable, {"cpu": 1}),
         param_space=space,
         tune_config=tune.TuneConfig(metric="validation.loss", mode="min", num_samples=len(points), scheduler=scheduler,
                                     search_alg=BasicVariantGenerator(points_to_evaluate=points, random_state=0),
@@ -234,19 +261,19 @@ def run(sc: dict[str, Any], data_dir: str, n: int, steps: int, variants: list[st
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray").setLevel(logging.ERROR)
     configs = config_stream(sc, n)
+    extra = {"transient_inject": transient_inject(sc)} if "transient" in variants else {}
     doc: dict[str, Any] = {"command": None, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "configs": configs, "steps": steps, "validation_interval": sc["validation_interval"],
                            "target": sc["target"], "max_concurrent": sc["max_concurrent"], "time_budget_s": time_budget_s,
-                           "torch_threads_per_trial": 1, "raw": {}, "variants": {}}
+                           "torch_threads_per_trial": 1, **extra, "raw": {}, "variants": {}}
     ray.init(num_cpus=int(sc["max_concurrent"]), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for variant in variants:
-                spike = sc.get("spike") if variant == "spike" else None
                 doc["raw"][variant] = {}
                 for name in sc["schedulers"]:
                     print(f"real sweep: {variant} / {name}: {n} configs x {steps} steps", flush=True)
-                    doc["raw"][variant][name] = run_scheduler(name, sc, configs, spike, data_dir, steps,
+                    doc["raw"][variant][name] = run_scheduler(name, sc, configs, variant, data_dir, steps,
                                                               Path(tmp) / variant, time_budget_s)
                     out.write_text(json.dumps(doc, indent=1) + "\n")
     finally:
@@ -263,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", type=int, help="override the scenario's number of configs")
     ap.add_argument("--steps", type=int, help="override max_steps per trial")
     ap.add_argument("--interval", type=int, help="override validation_interval (steps per report)")
-    ap.add_argument("--variants", nargs="+", default=["natural", "spike"], choices=["natural", "spike"])
+    ap.add_argument("--variants", nargs="+", default=["natural", "transient"], choices=VARIANTS,
+                    help="natural: no injected fault; transient: the one-shot learning-rate spike of the scenario's "
+                         "transient block (default: natural transient); spike: retired, its end depends on the "
+                         "learning rate, which only Smart Tuner lowers (kept to rerun the old JSON's variant)")
     ap.add_argument("--time-budget-s", type=float, help="Ray Tune time_budget_s per scheduler run")
     ap.add_argument("--schedulers", nargs="+", choices=["fifo", "asha", "smart"], help="override the scenario's schedulers")
     ap.add_argument("--merge", nargs="+", type=Path, help="only merge these recorded JSON files into --out")
@@ -275,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.out} from {len(args.merge)} files", flush=True)
         return 0
+    if "transient" in args.variants:
+        transient_inject(sc)   # a missing or bad block: one line before any trial starts
     if args.schedulers:
         sc["schedulers"] = args.schedulers
     if args.interval:

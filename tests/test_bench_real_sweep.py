@@ -1,6 +1,7 @@
-"""benchmarks/real_sweep.py + real_faults.py: the learning-rate spike (table, no Ray) and a smoke run
-of the real sweep: two short real tiny-Tacotron2 trials through real Ray Tune under FIFO, ASHA and
-SmartScheduler, with the spike injected."""
+"""benchmarks/real_sweep.py: the config stream, the transient variant's inject mapping, a smoke run of
+the real sweep (two short real tiny-Tacotron2 trials through real Ray Tune under FIFO, ASHA and
+SmartScheduler, with the product's one-shot learning-rate spike injected), and the metrics and
+report on hand-built runs. The spike itself: tests/test_training_faults.py, tests/test_trainable.py."""
 
 from __future__ import annotations
 
@@ -10,30 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.real_faults import SpikedSchedule, spike_keys, spike_of
-from benchmarks.real_sweep import config_stream, load_real, main
+from benchmarks.real_sweep import config_stream, load_real, main, transient_inject
 
 REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "scenarios" / "real.yaml"
 
 
-@pytest.mark.parametrize(
-    "peak, step, expected",
-    [
-        (1e-3, 0, 1e-3 / 2),          # warm-up, before the spike
-        (1e-3, 8, 1e-3),              # step 9 (1-based) < after_step 10: no spike
-        (1e-3, 9, 1e-3 * 20),         # from step 10 on: x20
-        (1e-3, 50, 1e-3 * 20),
-        (0.7e-3, 50, 0.7e-3),         # learning rate lowered to <= threshold 0.75e-3: cured
-    ],
-)
-def test_spiked_schedule(peak: float, step: int, expected: float) -> None:
-    s = SpikedSchedule("constant", 2, 100, 0.01, after_step=10, factor=20.0, threshold=0.75e-3)
-    assert s.lr(peak, step) == pytest.approx(expected)
-
-
-def test_spike_keys_round_trip_and_off() -> None:
-    assert spike_of(spike_keys(150, 20.0, 1.5e-3)) == {"after_step": 150, "factor": 20.0, "threshold": 1.5e-3}
-    assert spike_of(spike_keys(0, 1.0, 1.0)) is None and spike_of({}) is None
+def test_transient_inject_from_the_scenario() -> None:
+    """steps 151-200: one validation interval, ending at the report of step 200."""
+    assert transient_inject(load_real(REAL)) == {"lr_spike_at_step": 151, "lr_spike_steps": 50, "lr_spike_factor": 20.0}
+    with pytest.raises(SystemExit, match="transient: {at_step"):
+        transient_inject({})
 
 
 def test_config_stream_is_seeded_and_reaches_the_unstable_region() -> None:
@@ -51,25 +38,26 @@ def test_smoke_two_short_real_trials(corpus_dir: Path, tmp_path: Path, monkeypat
     monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "0")
     sc = yaml.safe_load(REAL.read_text())
     sc["fixed"].update(cache_dir=str(tmp_path / "cache"), warmup_steps=1)
-    sc["spike"] = {"after_step": 3, "factor": 20.0}
+    sc["transient"] = {"at_step": 3, "steps": 2, "factor": 20.0}   # steps 3-4: the second report
     sc["max_concurrent"] = 2
     scenario = tmp_path / "real.yaml"
     scenario.write_text(yaml.safe_dump(sc))
     out = tmp_path / "real_sweep.json"
     assert main(["--scenario", str(scenario), "--data-dir", str(corpus_dir), "--configs", "2", "--steps", "4",
-                 "--interval", "2", "--variants", "spike", "--out", str(out)]) == 0
+                 "--interval", "2", "--variants", "transient", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    runs = doc["variants"]["spike"]
+    runs = doc["variants"]["transient"]
     for name in ("fifo", "asha", "smart"):
         s = runs[name]
         for key in ("compute_lost_share", "usable_models", "usable_per_100_reports", "faulty_usable",
                     "healthy_interventions", "healthy_pruned", "compute_to_first_usable", "regret", "wall_s"):
             assert key in s, (name, key)
         assert s["compute_steps"] >= 2 * 2 and not s["errors"], (name, s["errors"])
-    fifo = doc["raw"]["spike"]["fifo"]["reports"]
+    fifo = doc["raw"]["transient"]["fifo"]["reports"]
     assert len(fifo) == 4 and {r["index"] for r in fifo} == {0, 1}
     for i, cfg in enumerate(doc["configs"]):   # the spike acted: the second report trained at 20x the rate
-        last = [r for r in fifo if r["index"] == i][-1]
+        first, last = [r for r in fifo if r["index"] == i]
+        assert first["learning_rate"] == pytest.approx(cfg["learning_rate"], rel=0.05)
         assert last["learning_rate"] == pytest.approx(20.0 * cfg["learning_rate"], rel=0.05)
 
 
@@ -86,9 +74,11 @@ def _raw(reports: list, actions: dict | None = None) -> dict:
 
 def test_merge_and_metrics_on_hand_built_runs(tmp_path: Path) -> None:
     """FIFO is the ground truth: config 0 ends usable, config 1 fails (NaN). Smart mutates both and
-    saves config 1; ASHA prunes config 1 at its first rung."""
+    saves config 1; ASHA prunes config 1 at its first rung. Variants transient (judged), natural
+    (FIFO only: the harm table's reference) and the retired spike (shown, labelled, not judged)."""
     base = {"configs": [{"learning_rate": 1e-3}, {"learning_rate": 2e-2}], "steps": 200, "validation_interval": 50,
-            "target": 9.0, "max_concurrent": 2, "command": "x", "recorded": "now", "variants": {}}
+            "target": 9.0, "max_concurrent": 2, "command": "x", "recorded": "now", "variants": {},
+            "transient_inject": {"lr_spike_at_step": 151, "lr_spike_steps": 50, "lr_spike_factor": 20.0}}
     fifo = _raw([_rep(0, s, 8.0) for s in (50, 100, 150, 200)] + [_rep(1, s, 9.5 if s < 200 else None) for s in (50, 100, 150, 200)])
     smart = _raw([_rep(0, s, 8.1) for s in (50, 100, 150, 200)] + [_rep(1, s, 8.5) for s in (50, 100, 100, 150, 200)],
                  actions={"0": ["mutate"], "1": ["mutate"]})
@@ -96,11 +86,14 @@ def test_merge_and_metrics_on_hand_built_runs(tmp_path: Path) -> None:
     paths = []
     for name, run in (("fifo", fifo), ("smart", smart), ("asha", asha)):
         p = tmp_path / f"{name}.json"
-        p.write_text(json.dumps({**base, "raw": {"spike": {name: run}}}))
+        p.write_text(json.dumps({**base, "raw": {"transient": {name: run}}}))
         paths.append(p)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**base, "raw": {"natural": {"fifo": fifo}, "spike": {"fifo": fifo, "smart": smart}}}))
+    paths.append(old)
     out = tmp_path / "merged.json"
     assert main(["--scenario", str(REAL), "--merge", *map(str, paths), "--out", str(out)]) == 0
-    v = json.loads(out.read_text())["variants"]["spike"]
+    v = json.loads(out.read_text())["variants"]["transient"]
     assert v["fifo"]["faulty_usable"]["faulty"] == 1 and v["fifo"]["faulty_usable"]["usable"] == 0
     assert v["smart"]["faulty_usable"]["usable"] == 1 and v["smart"]["healthy_interventions"] == 1
     assert v["asha"]["healthy_pruned"] == 0 and v["asha"]["trials"]["1"]["actions"] == ["prune"]
@@ -116,3 +109,8 @@ def test_merge_and_metrics_on_hand_built_runs(tmp_path: Path) -> None:
     text = md.read_text()
     assert text.startswith("# B\n\nkeep me\n") and text.count(real_report.BEGIN) == 1
     assert "| smart | 450 | 0.000 |" in text and "| 0 healthy_interventions | 1 | **no** |" in text
+    assert "### Variant `transient` (every trial gets the one-shot learning-rate spike of tuner/training/faults.py, " \
+        "steps 151-200 at x20;" in text
+    assert "in variant `transient`:" in text and "in variant `spike`:" not in text   # goals: transient only
+    assert "### Variant `spike` (retired;" in text and real_report.RETIRED in text
+    assert "(FIFO, natural vs transient, same configs)" in text and "(FIFO, natural vs spike, retired, same configs)" in text
