@@ -86,11 +86,18 @@ def _scheduler(name: str, sc: dict[str, Any], reports: int) -> Any:
 def transient_inject(sc: dict[str, Any]) -> dict[str, float]:
     """The ``inject`` mapping of the ``transient`` variant, from the scenario's ``transient:`` block."""
     t = sc.get("transient")
+    fix = "the transient variant needs `transient: {at_step: S, steps: W, factor: K}` (S, W >= 1, K > 0); " \
+          "see benchmarks/scenarios/real.yaml"
     if not isinstance(t, dict) or "at_step" not in t:
-        raise SystemExit("scenario: the transient variant needs `transient: {at_step: S, steps: W, factor: K}`; "
-                         "see benchmarks/scenarios/real.yaml")
-    return {"lr_spike_at_step": int(t["at_step"]), "lr_spike_steps": int(t.get("steps", 50)),
-            "lr_spike_factor": float(t.get("factor", 20.0))}
+        raise SystemExit(f"scenario: transient = {t!r}: {fix}")
+    try:
+        inject = {"lr_spike_at_step": int(t["at_step"]), "lr_spike_steps": int(t.get("steps", 50)),
+                  "lr_spike_factor": float(t.get("factor", 20.0))}
+    except (TypeError, ValueError):
+        raise SystemExit(f"scenario: transient = {t!r}: {fix}") from None
+    if min(inject.values()) <= 0:
+        raise SystemExit(f"scenario: transient = {t!r}: {fix}")
+    return inject
 
 
 def _trial_setup(variant: str, sc: dict[str, Any], configs: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:

@@ -19,8 +19,9 @@ REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "scenarios" / "re
 def test_transient_inject_from_the_scenario() -> None:
     """steps 151-200: one validation interval, ending at the report of step 200."""
     assert transient_inject(load_real(REAL)) == {"lr_spike_at_step": 151, "lr_spike_steps": 50, "lr_spike_factor": 20.0}
-    with pytest.raises(SystemExit, match="transient: {at_step"):
-        transient_inject({})
+    for bad in ({}, {"transient": {"at_step": "x"}}, {"transient": {"at_step": 151, "steps": 0}}):
+        with pytest.raises(SystemExit, match=r"scenario: transient = .*: the transient variant needs"):
+            transient_inject(bad)
 
 
 def test_config_stream_is_seeded_and_reaches_the_unstable_region() -> None:
