@@ -63,6 +63,37 @@ def test_gradient_explosion(norms: list[float], loss: float, expected: str | Non
     assert (p.metric if p else None) == metric
 
 
+@pytest.mark.parametrize("val, expected", [
+    ([2.0, 2.0, 2.0, 3.0], None),              # exactly 1.5 x the lowest of the previous 3: not above
+    ([2.0, 2.0, 2.0, 3.0001], "critical"),     # just above
+    ([2.0, 2.0, 2.0, 2.9999], None),           # just below
+    ([2.0, 6.0], "critical"),                  # one earlier finite report is enough
+    ([6.0], None),                             # the first report has nothing to jump from
+    ([1.0, 2.1, 2.1, 2.1, 3.0], None),         # 3 x the trial's best, but that best is 4 reports old
+    ([2.0, NAN, NAN, 3.1], "critical"),        # non-finite reports in between: the finite one counts
+    ([NAN, NAN, NAN, 9.0], None),              # no finite earlier report
+])
+def test_one_report_validation_loss_jump_is_an_explosion(val: list[float], expected: str | None) -> None:
+    """A divergence that clipping keeps out of grad.norm (10 here) shows as a jump of validation.loss."""
+    rows = results(len(val), validation_loss=val)
+    p = gradient_explosion(History.from_results(rows, CFG), D.gradient_explosion, D.serious_after)
+    assert severity(p) == expected
+    if expected:
+        assert p.metric == "validation.loss" and p.kind == "gradient_explosion"
+
+
+def test_a_slow_rise_is_not_a_jump_and_the_jump_can_be_switched_off() -> None:
+    slow = [2.0 * 1.05 ** i for i in range(30)]           # x4.3 over 30 reports, 5% per report
+    assert not [i for i in range(1, 31) if gradient_explosion(
+        History.from_results(results(i, validation_loss=slow[:i]), CFG), D.gradient_explosion)]
+    off = config_from_dict({"diagnostics": {"gradient_explosion": {"critical_loss_jump": 0}}})
+    assert gradient_explosion(History.from_results(results(4, validation_loss=[2.0, 2.0, 2.0, 9.0]), off),
+                              off.diagnostics.gradient_explosion) is None
+    wide = config_from_dict({"diagnostics": {"gradient_explosion": {"loss_jump_reports": 5}}})
+    assert severity(gradient_explosion(History.from_results(results(5, validation_loss=[1.0, 2.1, 2.1, 2.1, 3.0]),
+                                                            wide), wide.diagnostics.gradient_explosion)) == "critical"
+
+
 def _trainer_results(rows: list[tuple[float, float, float, float, float, float]]) -> History:
     """Results as train_tts reports them: (grad.norm over taken steps, training.loss,
     skipped, overflows, interval steps, restored_from_nan) per report, healthy otherwise."""

@@ -50,11 +50,15 @@ def _range(lo: float, hi: float) -> dict[str, Any]:
 class GradientRule:
     """grad.norm > warning -> warning; > critical -> critical; skipped-step share above
     critical_skipped_share, non-finite parameters or validation loss -> critical (NaN/Inf in
-    grad.norm/training.loss -> critical when the trainable does not report skipped steps)."""
+    grad.norm/training.loss -> critical when the trainable does not report skipped steps);
+    validation.loss > (1 + critical_loss_jump) x the lowest of the previous loss_jump_reports
+    -> critical."""
     enabled: bool
     warning: float = field(metadata=_gt(0))
     critical: float = field(metadata=_gt(0))
     critical_skipped_share: float = field(default=0.2, metadata={"ge": 0, "le": 1})
+    critical_loss_jump: float = field(default=0.5, metadata={"ge": 0})
+    loss_jump_reports: int = field(default=3, metadata={"ge": 1})
 
     def _checks(self) -> list[tuple[str, Any, str]]:
         return [("critical", self.critical, f">= warning ({self.warning})")] \

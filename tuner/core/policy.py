@@ -9,8 +9,9 @@
    restart from scratch) *and* reached `validation.step` >= `min_validation_steps`, recovery
    triggered by slow-to-judge rules (attention, gate, stagnation, overfitting, degradation,
    validation loss, serious grad-norm) is held back, since early training legitimately looks bad.
-   Non-finite values and a grad.norm above the critical limit are unambiguous and are acted on
-   at once: waiting only trains a broken model longer.
+   Non-finite values and critical explosions (a grad.norm above the critical limit, a jump of the
+   validation loss) are unambiguous and are acted on at once: waiting only trains a broken model
+   longer.
 3. Action: "restart" (from scratch) when nothing healthy exists to roll back to (no healthy
    result since the trial (re)started), when the critical problem has been critical at every
    report since the (re)start (e.g. attention that never formed), for a finite validation loss
@@ -65,7 +66,8 @@ QUIET = Decision("continue", (), (), True)
 
 
 def _unambiguous(problem: Problem) -> bool:
-    """Non-finite values and grad.norm above the critical limit: never held back by the guards."""
+    """Non-finite values and critical explosions (grad.norm, a validation-loss jump): never held
+    back by the guards."""
     if problem.severity != "critical":
         return False
     return not math.isfinite(problem.value) or problem.kind == "gradient_explosion"

@@ -58,6 +58,28 @@ class SlidingMin:
         return self.q[0] if self.q else None
 
 
+class EarlierBest:
+    """The lowest finite value of one reported metric among the ``span`` results before the
+    latest one (``before``, NaN when none of them is finite): what a jump of the latest value is
+    measured against (``gradient_explosion``'s ``critical_loss_jump``). O(1) amortised per result."""
+
+    __slots__ = ("name", "span", "count", "before", "_min")
+
+    def __init__(self, name: str, span: int) -> None:
+        self.name, self.span = name, span
+        self.count = 0                    # results pushed (position of the next)
+        self.before: float = math.nan
+        self._min = SlidingMin()
+
+    def push(self, result: Mapping[str, float]) -> None:
+        pos = self.count
+        self.count += 1
+        self._min.slide(math.nan, pos, pos - self.span)   # drop what is older than the span, push nothing
+        found = self._min.best()
+        self.before = found[0] if found is not None else math.nan
+        self._min.slide(result.get(self.name, math.nan), pos, pos - self.span)
+
+
 def _smoothed(values: deque[float]) -> float:
     """Median of the values once the deque is full and they are all finite; NaN before (the
     first reports of a window are not smoothed values and never become a best)."""
