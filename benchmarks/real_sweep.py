@@ -46,8 +46,9 @@ from benchmarks.usable import is_usable
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("natural", "spike", "transient")
-KEEP = ("training.step", "validation.loss", "grad.norm", "validation.attention_score", "validation.gate_accuracy",
-        "learning_rate", "nan_skips", "restored_from_nan")
+KEEP = ("training.step", "training.loss", "validation.loss", "grad.norm", "overfitting.gap",
+        "validation.attention_score", "validation.gate_accuracy", "learning_rate", "nan_skips",
+        "restored_from_nan", "training.skipped_steps", "training.interval_steps")
 
 
 def load_real(path: str | Path) -> dict[str, Any]:
