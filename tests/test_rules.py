@@ -64,12 +64,13 @@ def test_gradient_explosion(norms: list[float], loss: float, expected: str | Non
 
 
 @pytest.mark.parametrize("val, expected", [
-    ([2.0, 2.0, 2.0, 3.0], None),              # exactly 1.5 x the lowest of the previous 3: not above
+    ([2.0, 2.0, 2.0, 3.0], None),              # exactly 1.5 x the median of the previous 3: not above
     ([2.0, 2.0, 2.0, 3.0001], "critical"),     # just above
     ([2.0, 2.0, 2.0, 2.9999], None),           # just below
     ([2.0, 6.0], "critical"),                  # one earlier finite report is enough
     ([6.0], None),                             # the first report has nothing to jump from
     ([1.0, 2.1, 2.1, 2.1, 3.0], None),         # 3 x the trial's best, but that best is 4 reports old
+    ([2.5, 1.8, 2.5, 2.9], None),              # 1.6 x one low outlier, 1.16 x the median of the previous 3
     ([2.0, NAN, NAN, 3.1], "critical"),        # non-finite reports in between: the finite one counts
     ([NAN, NAN, NAN, 9.0], None),              # no finite earlier report
 ])
@@ -89,9 +90,11 @@ def test_a_slow_rise_is_not_a_jump_and_the_jump_can_be_switched_off() -> None:
     off = config_from_dict({"diagnostics": {"gradient_explosion": {"critical_loss_jump": 0}}})
     assert gradient_explosion(History.from_results(results(4, validation_loss=[2.0, 2.0, 2.0, 9.0]), off),
                               off.diagnostics.gradient_explosion) is None
+    val = [2.0, 2.0, 2.0, 2.4, 2.4, 3.3]           # 1.375 x the median of the previous 3, 1.65 x of 5
+    assert gradient_explosion(History.from_results(results(6, validation_loss=val), CFG), D.gradient_explosion) is None
     wide = config_from_dict({"diagnostics": {"gradient_explosion": {"loss_jump_reports": 5}}})
-    assert severity(gradient_explosion(History.from_results(results(5, validation_loss=[1.0, 2.1, 2.1, 2.1, 3.0]),
-                                                            wide), wide.diagnostics.gradient_explosion)) == "critical"
+    assert severity(gradient_explosion(History.from_results(results(6, validation_loss=val), wide),
+                                       wide.diagnostics.gradient_explosion)) == "critical"
 
 
 def _trainer_results(rows: list[tuple[float, float, float, float, float, float]]) -> History:

@@ -3,8 +3,8 @@
 
 For every real unscheduled trajectory on disk (the bank's recordings, benchmarks/bank/*.json, and
 the FIFO runs of the real sweep, benchmarks/results/real_sweep.json), the largest ratio of a
-report's validation.loss to the lowest finite validation.loss of the ``--reports`` reports before
-it, with the report it happened at and whether the trial ends usable (benchmarks/usable.py; the
+report's validation.loss to the median of the finite validation losses of the ``--reports``
+reports before it (the rule's reference), with the report it happened at and whether the trial ends usable (benchmarks/usable.py; the
 bank's own judgement for its recordings). Prints a markdown table and, per group, the largest
 ratio: what a threshold has to stay above for the healthy ones.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,14 +29,15 @@ REAL = ROOT / "benchmarks" / "results" / "real_sweep.json"
 
 
 def largest_jump(losses: Iterable[float], reports: int) -> tuple[float, int | None]:
-    """(largest ratio of a validation loss to the lowest finite one of the ``reports`` before it,
-    the 1-based report where it happened); (nan, None) when no report has a finite predecessor."""
+    """(largest ratio of a validation loss to the median of the finite ones of the ``reports``
+    before it, the 1-based report where it happened); (nan, None) when no report has a finite
+    predecessor."""
     seen: list[float] = []
     worst, at = math.nan, None
     for i, v in enumerate(losses, start=1):
         earlier = [x for x in seen[-reports:] if math.isfinite(x) and x > 0]
         if earlier and math.isfinite(v):
-            ratio = v / min(earlier)
+            ratio = v / statistics.median(earlier)
             if not ratio <= worst:        # NaN worst: the first ratio
                 worst, at = ratio, i
         seen.append(v)
@@ -69,11 +71,11 @@ def trajectories(real: Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.probes.loss_jumps", description=__doc__.splitlines()[0])
-    ap.add_argument("--reports", type=int, default=3, help="previous reports the lowest is taken over (default 3)")
+    ap.add_argument("--reports", type=int, default=3, help="previous reports the median is taken over (default 3)")
     ap.add_argument("--real", type=Path, default=REAL, help="a real_sweep.json (default: the committed one)")
     args = ap.parse_args(argv)
     rows = trajectories(args.real)
-    print(f"| source | trajectory | learning_rate | reports | ends usable | largest jump (x lowest of the previous "
+    print(f"| source | trajectory | learning_rate | reports | ends usable | largest jump (x median of the previous "
           f"{args.reports}) | at report |")
     print("|---|---|---|---|---|---|---|")
     groups: dict[tuple[str, bool], list[float]] = defaultdict(list)

@@ -58,26 +58,24 @@ class SlidingMin:
         return self.q[0] if self.q else None
 
 
-class EarlierBest:
-    """The lowest finite value of one reported metric among the ``span`` results before the
-    latest one (``before``, NaN when none of them is finite): what a jump of the latest value is
-    measured against (``gradient_explosion``'s ``critical_loss_jump``). O(1) amortised per result."""
+class EarlierLevel:
+    """The median of the finite values of one reported metric among the ``span`` results before
+    the latest one (``before``, NaN when none of them is finite): the level a jump of the latest
+    value is measured against (``gradient_explosion``'s ``critical_loss_jump``). The median, not
+    the lowest: one low outlier among them does not make an ordinary report look like a jump.
+    O(span) per result."""
 
-    __slots__ = ("name", "span", "count", "before", "_min")
+    __slots__ = ("name", "before", "_last")
 
     def __init__(self, name: str, span: int) -> None:
-        self.name, self.span = name, span
-        self.count = 0                    # results pushed (position of the next)
+        self.name = name
         self.before: float = math.nan
-        self._min = SlidingMin()
+        self._last: deque[float] = deque(maxlen=span)
 
     def push(self, result: Mapping[str, float]) -> None:
-        pos = self.count
-        self.count += 1
-        self._min.slide(math.nan, pos, pos - self.span)   # drop what is older than the span, push nothing
-        found = self._min.best()
-        self.before = found[0] if found is not None else math.nan
-        self._min.slide(result.get(self.name, math.nan), pos, pos - self.span)
+        finite = sorted(v for v in self._last if math.isfinite(v))
+        self.before = _median(finite) if finite else math.nan
+        self._last.append(result.get(self.name, math.nan))
 
 
 def _smoothed(values: deque[float]) -> float:

@@ -6,7 +6,7 @@ import math
 from tuner.core.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
                           ValidationLossRule)
 from tuner.core.history import History
-from tuner.core.rules._streams import EarlierBest, LossTracker
+from tuner.core.rules._streams import EarlierLevel, LossTracker
 from tuner.core.rules._problem import (GAP, GRAD_NORM, INTERVAL_STEPS, OVERFLOWS, RESTORED, SKIPPED, TRAIN_LOSS,
                                   VAL_LOSS, Problem, fmt, held_for, make_problem)
 
@@ -33,7 +33,7 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
     (non-finite parameters) or a non-finite validation.loss -> critical; a NaN grad.norm or
     training.loss then means no step was taken -> critical. One skipped step is the in-trial
     safeguard doing its job and is not an explosion. A validation.loss above (1 +
-    critical_loss_jump) x the lowest of the previous loss_jump_reports -> critical (_loss_jump).
+    critical_loss_jump) x the median of the previous loss_jump_reports -> critical (_loss_jump).
 
     NaN policy: without skipped steps reported, NaN or Inf in grad.norm or training.loss is a
     critical explosion (never hidden).
@@ -74,26 +74,25 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
 
 
 def _loss_jump(window: History, cfg: GradientRule) -> Problem | None:
-    """validation.loss above (1 + critical_loss_jump) x the lowest of the trial's previous
-    loss_jump_reports validation losses -> critical: a divergence within a few reports that
-    clipping kept out of grad.norm (a learning-rate spike under clipping sends the validation loss
-    x1.4-x11 in one report, benchmarks/results/real_sweep.json). A slow rise over many reports is
-    overfitting's to judge, and the previous reports must include a finite one (never the first
-    report). No tolerance from the trial's noise: healthy real trials stayed within 1.10 x their
-    best (BENCHMARKS.md "Detection goals")."""
+    """validation.loss above (1 + critical_loss_jump) x the median of the trial's previous
+    loss_jump_reports validation losses -> critical: a divergence within a report or two that
+    clipping kept out of grad.norm (a learning-rate spike under clipping sent the validation loss
+    x1.4-x11 in one report, benchmarks/probes/loss_jumps.py). A slow rise over many reports is
+    overfitting's to judge; the first report has nothing to jump from. The median, so that one
+    low outlier among the previous reports does not turn an ordinary one into a jump."""
     if cfg.critical_loss_jump <= 0 or not window.has(VAL_LOSS):
         return None
     name = window.reported_name(VAL_LOSS) or VAL_LOSS
-    earlier = window.tracker(("earlier_best", name, cfg.loss_jump_reports),
-                             lambda h: EarlierBest(name, cfg.loss_jump_reports))
-    loss, best = window.latest(VAL_LOSS), earlier.before
-    if not (math.isfinite(loss) and best > 0):
+    earlier = window.tracker(("earlier_level", name, cfg.loss_jump_reports),
+                             lambda h: EarlierLevel(name, cfg.loss_jump_reports))
+    loss, level = window.latest(VAL_LOSS), earlier.before
+    if not (math.isfinite(loss) and level > 0):
         return None
-    limit = best * (1 + cfg.critical_loss_jump)
+    limit = level * (1 + cfg.critical_loss_jump)
     if loss <= limit:
         return None
     return make_problem("gradient_explosion", "critical", VAL_LOSS, loss, ">", limit, window.step,
-                        f"{loss / best:.1f} x the lowest validation.loss {fmt(best)} of the previous "
+                        f"{loss / level:.1f} x the median validation.loss {fmt(level)} of the previous "
                         f"{cfg.loss_jump_reports} reports: a divergence the clipped gradients do not show")
 
 
