@@ -51,7 +51,7 @@ class GradientRule:
     """grad.norm > warning -> warning; > critical -> critical; skipped-step share above
     critical_skipped_share, non-finite parameters or validation loss -> critical (NaN/Inf in
     grad.norm/training.loss -> critical when the trainable does not report skipped steps);
-    validation.loss > (1 + critical_loss_jump) x the lowest of the previous loss_jump_reports
+    validation.loss > (1 + critical_loss_jump) x the median of the previous loss_jump_reports
     -> critical."""
     enabled: bool
     warning: float = field(metadata=_gt(0))
