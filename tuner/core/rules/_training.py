@@ -77,7 +77,7 @@ def _loss_jump(window: History, cfg: GradientRule) -> Problem | None:
     """validation.loss above (1 + critical_loss_jump) x the median of the trial's previous
     loss_jump_reports validation losses -> critical: a divergence within a report or two that
     clipping kept out of grad.norm (a learning-rate spike under clipping sent the validation loss
-    x1.4-x11 in one report, benchmarks/probes/loss_jumps.py). A slow rise over many reports is
+    x1.3-x11 in one report, benchmarks/probes/loss_jumps.py). A slow rise over many reports is
     overfitting's to judge; the first report has nothing to jump from. The median, so that one
     low outlier among the previous reports does not turn an ordinary one into a jump."""
     if cfg.critical_loss_jump <= 0 or not window.has(VAL_LOSS):
