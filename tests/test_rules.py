@@ -504,3 +504,17 @@ def test_incremental_statistics_equal_a_recomputation_after_the_window_rolls() -
 def test_attention_that_never_forms_becomes_critical(scores: list[float], expected: str | None) -> None:
     p = attention_collapse(window(22, attention=scores), D.attention, D.serious_after)
     assert severity(p) == expected
+
+
+@pytest.mark.parametrize("reports", [3, 9, 12, 30])
+def test_a_long_critical_rise_reports_can_fire(reports: int) -> None:
+    """The smoothed values kept must cover critical_rise_reports: a sustained rise fires once it has
+    been above the limit for that many reports (not never, when it exceeds the values kept)."""
+    cfg = config_from_dict({"diagnostics": {"overfitting": {"critical_rise_reports": reports}}})
+    val = [1.0] * 7 + [2.0] * (reports + 10)
+    train = [1.0 - 0.01 * i for i in range(len(val))]
+    fired = [i for i, ps in enumerate(_feed(val, train, cfg), start=1)
+             if any(p.kind == "overfitting" and p.severity == "critical" for p in ps)]
+    # the median of 3 is above the limit from report 9 (two of the last three at 2.0) on; the best
+    # (1.0, latest at report 8) must also be rising_window = 5 reports old: from report 13
+    assert fired and fired[0] == 8 + max(5, reports), fired[:1]

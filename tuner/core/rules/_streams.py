@@ -97,7 +97,7 @@ class LossTracker:
     """See the module docstring. ``val``/``train``: the reported names of the two losses."""
 
     def __init__(self, val: str, train: str, maxlen: int, smooth: int, noise_window: int,
-                 windows: tuple[int, ...] = ()) -> None:
+                 windows: tuple[int, ...] = (), keep: int = 8) -> None:
         self.val_name, self.train_name = val, train
         self.maxlen, self.smooth = maxlen, max(1, smooth)
         self.count = 0                                   # results pushed (position of the next)
@@ -107,7 +107,9 @@ class LossTracker:
         self._d2: deque[float] = deque(maxlen=max(2, noise_window - 2))
         self._levels: deque[float] = deque(maxlen=max(4, noise_window))
         self._d2_sum = self._level_sum = 0.0
-        self.smooth_val: deque[float] = deque(maxlen=max(windows + (self.smooth, 8)) + 1)
+        # the smoothed values a rule reads back: the stagnation windows, ``keep`` (overfitting's
+        # critical_rise_reports) and one more
+        self.smooth_val: deque[float] = deque(maxlen=max(windows + (self.smooth, keep)) + 1)
         self.smooth_train = math.nan
         self._best = SlidingMin()
         self.windows = windows

@@ -106,11 +106,13 @@ def _gaps(window: History, last: int) -> list[float]:
     return [v - t for v, t in zip(val, train)]
 
 
-def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int, ...] = ()) -> LossTracker:
-    """The window's incremental loss statistics (tuner/core/rules/_streams.py) for these settings."""
+def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int, ...] = (),
+            keep: int = 8) -> LossTracker:
+    """The window's incremental loss statistics (tuner/core/rules/_streams.py) for these settings;
+    ``keep``: at least this many recent smoothed values are kept (``recent_smoothed``)."""
     val, train = window.reported_name(VAL_LOSS) or VAL_LOSS, window.reported_name(TRAIN_LOSS) or TRAIN_LOSS
-    return window.tracker(("losses", val, train, smooth, noise_window, windows),
-                          lambda h: LossTracker(val, train, h.maxlen, smooth, noise_window, windows))
+    return window.tracker(("losses", val, train, smooth, noise_window, windows, keep),
+                          lambda h: LossTracker(val, train, h.maxlen, smooth, noise_window, windows, keep))
 
 
 def rise_tolerance(cfg: OverfittingRule, sigma_rel: float) -> float:
@@ -126,7 +128,7 @@ def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
     train_rise_tolerance) x its value at the best. tolerance = rise_tolerance(): critical_rise, or
     noise_scale x the trial's own relative noise where that is larger, so a noisy plateau does not
     read as a rise. O(critical_rise_reports) per result (the best is tracked incrementally)."""
-    losses = _losses(window, cfg.smooth_reports, cfg.noise_window)
+    losses = _losses(window, cfg.smooth_reports, cfg.noise_window, keep=cfg.critical_rise_reports)
     found = losses.best()
     if found is None:
         return None
