@@ -38,11 +38,11 @@ def test_json_round_trip(intervention: Intervention) -> None:
 
 @pytest.mark.parametrize("intervention, expected", [
     (make(), "[smart-tuner] trial t1 validation 7: mutate (gradient_explosion: grad.norm 312.4 > 200.0 "
-             "(critical) at validation 7) learning_rate 0.01 -> 0.004, grad_clip_thresh None -> 2.5; "
+             "(critical) at validation 7) learning_rate 0.01 -> 0.004, grad_clip_thresh (default) -> 2.5; "
              "rolled back to validation 5"),
     (make("restart", None), "[smart-tuner] trial t1 validation 7: restart (gradient_explosion: grad.norm "
                             "312.4 > 200.0 (critical) at validation 7) learning_rate 0.01 -> 0.004, "
-                            "grad_clip_thresh None -> 2.5; from scratch"),
+                            "grad_clip_thresh (default) -> 2.5; from scratch"),
     (make("stop", None), "[smart-tuner] trial t1 validation 7: stop (gradient_explosion: recovery budget "
                          "spent: 3 of 3 recoveries used)"),
     (Intervention("t2", 9, 1.0, "stop", reasons=("early stopping: validation.loss did not improve",)),

@@ -81,7 +81,9 @@ class Intervention:
         use_reason = self.reasons and (self.action not in RECOVERY_ACTIONS or not self.problems)
         worst = self.reasons[-1] if use_reason else self.problems[0]["message"] if self.problems else ""
         kinds = ", ".join(dict.fromkeys(p["kind"] for p in self.problems)) or "no problem"
-        changes = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in self.changes().items())
+        # a key the trial config did not set ran at the trainable's default: say so, not "None"
+        changes = ", ".join(f"{k} {'(default)' if a is None else _short(a)} -> {_short(b)}"
+                            for k, (a, b) in self.changes().items())
         where = ("" if self.action == "stop" else _resumed_from(self.rolled_back_to)
                  if self.action == "resume" else "; from scratch" if self.rolled_back_to is None
                  else f"; rolled back to validation {self.rolled_back_to}")
