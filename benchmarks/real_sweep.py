@@ -173,6 +173,12 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def trial_reports(run: dict[str, Any], n: int) -> dict[int, list[dict[str, Any]]]:
+    """Config index -> its reports in one scheduler's run, in the order they arrived (after a
+    rollback a trial reports earlier steps again: they stay where they came)."""
+    return {i: [r for r in run["reports"] if r["index"] == i] for i in range(n)}
+
+
 def summarize(name: str, run: dict[str, Any], fifo: dict[str, Any], n: int, sc: dict[str, Any], steps: int,
               best: float | None) -> dict[str, Any]:
     """Issue-8 keys for one scheduler's real run (FIFO's run of the same variant is the ground truth)."""
@@ -181,8 +187,7 @@ def summarize(name: str, run: dict[str, Any], fifo: dict[str, Any], n: int, sc: 
     asha = sc.get("asha", {})
     g, rf = int(asha.get("grace_period", 1)), int(asha.get("reduction_factor", 2))
     rungs = tuple(g * rf ** k for k in range(10) if g * rf ** k < reports_max)
-    per = {i: [r for r in run["reports"] if r["index"] == i] for i in range(n)}
-    truth = {i: [r for r in fifo["reports"] if r["index"] == i] for i in range(n)}
+    per, truth = trial_reports(run, n), trial_reports(fifo, n)
 
     def usable(r: dict[str, Any] | None) -> bool:
         return bool(r) and is_usable(r, target)
@@ -239,8 +244,8 @@ def summarize_doc(doc: dict[str, Any], sc: dict[str, Any]) -> None:
         fifo = runs.get("fifo")
         if fifo is None:
             continue
-        finals = [r["validation.loss"] for rr in runs.values() for i in range(n)
-                  for r in [x for x in rr["reports"] if x["index"] == i][-1:] if r["validation.loss"] is not None]
+        finals = [reps[-1]["validation.loss"] for rr in runs.values() for reps in trial_reports(rr, n).values()
+                  if reps and reps[-1]["validation.loss"] is not None]
         best = min(finals) if finals else None
         doc["variants"][variant] = {"best_final_loss": best, **{
             name: summarize(name, runs[name], fifo, n, sc, steps, best) for name in ("fifo", "asha", "smart") if name in runs}}

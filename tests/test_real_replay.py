@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.probes.record_bank import replay
+from benchmarks.real_sweep import trial_reports
 
 REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "real_sweep.json"
 LIVE = re.compile(r"trial \w+_(\d+) validation (\d+): mutate \(gradient_explosion")
@@ -30,12 +30,8 @@ def _doc() -> dict[str, Any]:
 
 def _replayed(doc: dict[str, Any], variant: str, scheduler: str) -> dict[int, tuple[str | None, int | None]]:
     """config index -> (first action, 1-based report) of the replay of ``scheduler``'s recorded trials."""
-    by: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in doc["raw"][variant][scheduler]["reports"]:
-        by[int(r["index"])].append(r)
     out = {}
-    for i, reps in sorted(by.items()):
-        reps.sort(key=lambda r: r["training.step"])
+    for i, reps in trial_reports(doc["raw"][variant][scheduler], len(doc["configs"])).items():
         reports = [{**{k: math.nan if v is None else v for k, v in r.items() if k not in ("index", "t", "lr")},
                     "validation.step": float(n)} for n, r in enumerate(reps, start=1)]
         got = replay({"name": f"{variant}-{i}", "config": dict(doc["configs"][i]), "reports": reports})

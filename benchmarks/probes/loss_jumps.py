@@ -16,53 +16,47 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from benchmarks.probes.record_bank import BANK_DIR, load
+from benchmarks.real_sweep import trial_reports
 from benchmarks.usable import why_unusable
+from tuner.core.rules._streams import EarlierLevel
 
 ROOT = Path(__file__).resolve().parents[2]
-BANK = ROOT / "benchmarks" / "bank"
 REAL = ROOT / "benchmarks" / "results" / "real_sweep.json"
 
 
 def largest_jump(losses: Iterable[float], reports: int) -> tuple[float, int | None]:
     """(largest ratio of a validation loss to the median of the finite ones of the ``reports``
     before it, the 1-based report where it happened); (nan, None) when no report has a finite
-    predecessor."""
-    seen: list[float] = []
+    predecessor. The reference is the rule's own (``EarlierLevel``, tuner/core/rules/_streams.py)."""
+    level = EarlierLevel("validation.loss", reports)
     worst, at = math.nan, None
     for i, v in enumerate(losses, start=1):
-        earlier = [x for x in seen[-reports:] if math.isfinite(x) and x > 0]
-        if earlier and math.isfinite(v):
-            ratio = v / statistics.median(earlier)
+        level.push({"validation.loss": v})
+        if level.before > 0 and math.isfinite(v):
+            ratio = v / level.before
             if not ratio <= worst:        # NaN worst: the first ratio
                 worst, at = ratio, i
-        seen.append(v)
     return worst, at
 
 
 def trajectories(real: Path) -> list[dict[str, Any]]:
     """One row per unscheduled real trajectory: source, name, learning rate, losses, usable."""
     out = []
-    for path in sorted(BANK.glob("*.json")):
-        doc = json.loads(path.read_text())
-        col = doc["keys"].index("validation.loss")
-        losses = [math.nan if r[col] is None else float(r[col]) for r in doc["rows"]]
+    for path in sorted(BANK_DIR.glob("*.json")):
+        doc = load(path)
         out.append({"source": "bank", "name": doc["name"], "lr": doc["config"].get("learning_rate"),
-                    "losses": losses, "usable": doc["label"] == "healthy"})
+                    "losses": [r["validation.loss"] for r in doc["reports"]], "usable": doc["label"] == "healthy"})
     if real.exists():
         doc = json.loads(real.read_text())
         for variant, runs in doc.get("raw", {}).items():
             if "fifo" not in runs:
                 continue
-            by: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for r in runs["fifo"]["reports"]:
-                by[int(r["index"])].append(r)
-            for i, reps in sorted(by.items()):
-                reps.sort(key=lambda r: r["training.step"])
+            for i, reps in trial_reports(runs["fifo"], len(doc["configs"])).items():
                 losses = [math.nan if r.get("validation.loss") is None else float(r["validation.loss"]) for r in reps]
                 out.append({"source": f"real_sweep {variant}/fifo", "name": f"config {i}", "lr": reps[0].get("lr"),
                             "losses": losses, "usable": why_unusable(reps[-1], float(doc["target"])) is None})
