@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,21 @@ def test_loss_decay_taken_from_the_loss_runs(tmp_path: Path) -> None:
         assert getattr(cal, key) == getattr(base, key)
     assert cal.grad0 == pytest.approx(4.0) and 0.55 < cal.gate_max < 0.66
     assert any("not identified" in n for n in info["notes"])
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01, 0.05])
+def test_noise_is_the_report_to_report_scatter_not_the_curves_misfit(noise: float) -> None:
+    # a run that falls in steps (not an exponential: the fit's residual is large) with independent
+    # relative noise: the fitted noise is that noise (the 0.002 lower bound for a smooth curve)
+    rng = random.Random(0)
+    runs = []
+    for tag, lr in (("a", 1e-3), ("b", 3e-3)):
+        reports = []
+        for s in range(50, 4001, 50):
+            clean = 2.0 + 6.0 / (1 + math.exp((s - 500) / 60)) + 3.0 * math.exp(-s / 800)
+            reports.append({"training.step": s, "validation.loss": clean * (1 + noise * rng.gauss(0, 1)),
+                            "grad.norm": 3.0, "overfitting.gap": -0.1})
+        runs.append({"tag": tag, "config": {"learning_rate": lr}, "reports": reports})
+    cal, _ = fit(runs, plateau_from=1000)
+    assert cal.noise == pytest.approx(max(noise, 0.002), rel=0.25, abs=0.001)
+    assert cal.gap < 0   # validation below training (dropout on in training) is kept, not clipped to 0

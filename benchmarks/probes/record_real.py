@@ -2,6 +2,7 @@
 
     python -m benchmarks.probes.record_real record --tag v3_lr1e-3 --learning-rate 1e-3 --max-steps 700 --interval 50
     python -m benchmarks.probes.record_real fit        # -> benchmarks/calibration/constants.json, fit.json
+    python -m benchmarks.probes.record_real fit --bank # the same, fitted to the bank's healthy 2,000-step runs
 
 (then move the new real_<tag>.json into calibration/current_defaults/; ``fit`` reads that folder
 for everything but the loss decay, which it fits on calibration/old_defaults/, see LOSS_DIR.)
@@ -23,7 +24,9 @@ starts (loss0 is the fitted curve extrapolated to step 60). Then the surrogate's
 at lr_ref, with ``lr_exponent`` from two runs at different learning rates (log ratio of rates);
 grad.norm start/tail, attention and gate minima/maxima and the attention and gate onsets (sigmoid fits
 on the surrogate's progress clock: steps after ``SKIP_STEPS`` x the surrogate's rate for the run's
-learning rate) come from the same runs. NaN reports are
+learning rate) come from the same runs. The loss noise is the report-to-report scatter on the
+plateau (each report against its neighbours' geometric mean), the gate's plateau level and scatter
+are taken from the same steps on. NaN reports are
 skipped by the fit. Constants the runs cannot inform keep their defaults (listed in ``source``).
 Two corrections map the runs' hyperparameters (the train_tts defaults under the run's config) onto
 the surrogate's reference: the floor is divided by the surrogate's floor factor at those
@@ -178,19 +181,37 @@ def _logit_fit(points: list[tuple[float, float]], lo: float, hi: float) -> tuple
 
 LOSS_KEYS = ("loss0", "floor", "rate", "lr_exponent", "noise", "gap")
 PLATEAU_STEP = 300  # from here on the recorded gate accuracy is on its plateau (attention >= 0.5)
+BANK_PLATEAU_STEP = 1000  # the bank's 2,000-step runs: their second half
 
 
-def fit(paths: list[Path], loss_paths: list[Path] | None = None,
-        fit_from: int = FIT_FROM_STEP) -> tuple[Calibration, dict[str, Any]]:
-    """Fit Calibration constants to recorded runs; also return the per-run fits and notes.
+def bank_runs(min_steps: int = 1000) -> list[dict[str, Any]]:
+    """The healthy recordings of the bank (benchmarks/bank/, judged healthy in record_bank.SHOWS)
+    with at least ``min_steps`` training steps, as runs for ``fit``. Recorded after the BatchNorm
+    refresh, so their validation losses are the honest ones (the calibration/ runs predate it)."""
+    from benchmarks.probes.record_bank import BANK_DIR, SHOWS, load
+
+    runs = []
+    for path in sorted(BANK_DIR.glob("*.json")):
+        doc = load(path)
+        if SHOWS.get(doc["name"], ("",))[0] == "healthy" and doc["reports"] \
+                and doc["reports"][-1]["training.step"] >= min_steps:
+            runs.append({"tag": doc["name"], "config": doc["config"], "reports": doc["reports"]})
+    return runs
+
+
+def fit(paths: list[Path] | list[dict[str, Any]], loss_paths: list[Path] | None = None,
+        fit_from: int = FIT_FROM_STEP, plateau_from: int = PLATEAU_STEP) -> tuple[Calibration, dict[str, Any]]:
+    """Fit Calibration constants to recorded runs (files, or run dicts with ``tag``, ``config``,
+    ``reports``); also return the per-run fits and notes.
 
     ``loss_paths``: take the loss-decay constants (``LOSS_KEYS``) from a fit of these runs instead
     (when ``paths`` are too short to identify the loss floor); everything else comes from ``paths``,
     with the attention/gate onsets on the progress clock of the constants taken. ``fit_from``: first
     training step of the loss-decay fit (the ``loss_paths`` runs, without the alignment spike, from
-    ``SKIP_STEPS``)."""
+    ``SKIP_STEPS``). ``plateau_from``: first training step of the plateau (the loss noise, the gate's
+    plateau level and scatter)."""
     base, base_info = fit(loss_paths, fit_from=SKIP_STEPS) if loss_paths else (None, {})
-    runs = [{**json.loads(p.read_text()), "_dir": str(p.parent)} for p in paths]
+    runs = [p if isinstance(p, dict) else {**json.loads(p.read_text()), "_dir": str(p.parent)} for p in paths]
     runs = [r for r in runs if len(_series(r, "validation.loss")) >= 4]
     if not runs:
         raise ValueError(f"no recorded run in {CAL_DIR} has 4 finite reports; run `record` first")
@@ -224,15 +245,24 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
     # the surrogate delays the attention/gate rise by 1 / (0.5 + 0.5 guided_attention_weight)
     ga_factor = sum(0.5 + 0.5 * float(cf["guided_attention_weight"]) for cf in cfgs) / len(cfgs)
     d["loss0"] = sum(f["loss0"] for f in per_run) / len(per_run)
-    # noise: relative residual of the late reports (from step 150), where the exponential fits well
-    late = [v / (floor + (f["loss0"] - floor) * math.exp(-f["rate_per_step"] * s)) - 1.0
-            for pts, f in zip(slow, per_run) for s, v in pts if s + SKIP_STEPS >= 150]
-    if len(late) >= 3:
-        d["noise"] = max(0.002, min(0.1, math.sqrt(sum(x * x for x in late) / len(late))))
+    # noise: the report-to-report scatter of the validation loss on the plateau (from plateau_from),
+    # not the residual around the fitted exponential (that is mostly the curve's misfit: a real
+    # run falls in steps). Each report against the geometric mean of its neighbours,
+    # d_k = log v_k - (log v_k-1 + log v_k+1) / 2, has variance 1.5 noise^2 for independent
+    # relative noise (the surrogate's model) and almost no trend left on a slowly falling curve.
+    d2 = []
+    for r in runs:
+        pts = [(s, v) for s, v in _series(r, "validation.loss") if s >= plateau_from and v > 0]
+        d2 += [math.log(b) - (math.log(a) + math.log(c)) / 2
+               for (_, a), (_, b), (_, c) in zip(pts, pts[1:], pts[2:])]
+    if len(d2) >= 3:
+        d["noise"] = max(0.002, min(0.1, math.sqrt(sum(x * x for x in d2) / len(d2) / 1.5)))
     gaps = [v for r in runs for s, v in _series(r, "overfitting.gap") if s >= max(fit_from, 100)]
     vals = [v for r in runs for s, v in _series(r, "validation.loss") if s >= max(fit_from, 100)]
     if gaps and vals:
-        d["gap"] = max(0.0, (sum(gaps) / len(gaps)) / (sum(vals) / len(vals)))
+        # may be negative: with the BatchNorm refresh a healthy run's validation loss (eval mode)
+        # lies below its training loss (dropout on)
+        d["gap"] = (sum(gaps) / len(gaps)) / (sum(vals) / len(vals))
     firsts = [_series(r, "grad.norm")[0][1] for r in runs if _series(r, "grad.norm")]
     tails = [v for r in runs for s, v in _series(r, "grad.norm") if s >= 100]
     if firsts and tails:
@@ -268,7 +298,7 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
     gate = [v for r in runs for _, v in _series(r, "validation.gate_accuracy")]
     if gate:
         d["gate_min"] = min(gate)
-        per_run_plateau = [[v for s, v in _series(r, "validation.gate_accuracy") if s >= PLATEAU_STEP] for r in runs]
+        per_run_plateau = [[v for s, v in _series(r, "validation.gate_accuracy") if s >= plateau_from] for r in runs]
         plateau = [v for vs in per_run_plateau for v in vs]
         plateau_mean = sum(plateau) / len(plateau) if plateau else 0.0
         if plateau_mean >= 0.5:   # a gate that works: its plateau level and per-report scatter within a run
@@ -281,7 +311,7 @@ def fit(paths: list[Path], loss_paths: list[Path] | None = None,
         if ow is not None:
             d["gate_onset"], d["gate_width"] = ow[0] * ga_factor, ow[1]
             notes.append(f"gate accuracy rises from {d['gate_min']:.2f} to its plateau {d['gate_max']:.2f} (mean from step "
-                         f"{PLATEAU_STEP}; scatter within a run {d['gate_noise']:.3f} = the surrogate's gate noise) at {ow[0]:.2f} e-folds "
+                         f"{plateau_from}; scatter within a run {d['gate_noise']:.3f} = the surrogate's gate noise) at {ow[0]:.2f} e-folds "
                          f"(width {ow[1]:.2f}), the attention at {d['attn_onset'] / ga_factor:.2f} (width {d['attn_width']:.2f}), "
                          f"under guided attention {cfgs[0]['guided_attention_weight']:g}")
         else:
@@ -314,12 +344,21 @@ def main(argv: list[str] | None = None) -> None:
     fit_p.add_argument("--dir", default=str(FIT_DIR), help="folder of recorded runs to fit (default: %(default)s)")
     fit_p.add_argument("--loss-dir", default=str(LOSS_DIR), help="folder of the runs that fit the loss decay "
                        "(default: %(default)s; '' = --dir)")
+    fit_p.add_argument("--bank", action="store_true", help="fit to the healthy recordings of benchmarks/bank/ "
+                       "(2,000-step runs: they identify the loss floor themselves) instead of --dir / --loss-dir")
     args = ap.parse_args(argv)
     if args.cmd == "record":
         record(args.tag, args.learning_rate, args.max_steps, args.interval, args.threads, args.data_dir, args.seed)
         return
-    loss_paths = sorted(Path(args.loss_dir).glob("real_*.json")) if args.loss_dir else None
-    cal, info = fit(sorted(Path(args.dir).glob("real_*.json")), loss_paths)
+    if args.bank:
+        runs = bank_runs()
+        if not runs:
+            raise SystemExit("benchmarks/bank/ holds no healthy recording of 1,000 steps or more; record some first "
+                             "(python -m benchmarks.probes.record_bank list)")
+        cal, info = fit(runs, plateau_from=BANK_PLATEAU_STEP)
+    else:
+        loss_paths = sorted(Path(args.loss_dir).glob("real_*.json")) if args.loss_dir else None
+        cal, info = fit(sorted(Path(args.dir).glob("real_*.json")), loss_paths)
     CALIBRATION_FILE.write_text(json.dumps(asdict(cal), indent=1) + "\n")
     (CAL_DIR / "fit.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps({"constants": asdict(cal), **info}, indent=1))
