@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.probes.record_bank import BANK_DIR, KNOWN_MISSES, SHOWS, load, replay
+from benchmarks.probes.record_bank import BANK_DIR, KNOWN_MISSES, README, SHOWS, load, readme_text, replay
 
 RECORDINGS = sorted(BANK_DIR.glob("*.json"))
 
@@ -45,3 +45,9 @@ def test_replay_detects_a_failure_put_into_a_healthy_recording() -> None:
     got = replay(doc)
     assert (got["action"], got["report"]) == ("mutate", 4)
     assert any("validation.loss nan" in m for m in got["problems"])
+
+
+def test_the_bank_readme_is_current() -> None:
+    """benchmarks/bank/README.md is what `record_bank readme` writes from today's recordings,
+    judgements and rules: a changed rule or judgement shows here until the README is regenerated."""
+    assert README.read_text() == readme_text(), "run: python -m benchmarks.probes.record_bank readme"
