@@ -116,11 +116,7 @@ def _prefill(sched: _Scheduler, trials: list[SimTrial], results: list[dict[str, 
                 shared = [{k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and (keep is None or k in keep)}
                           for r in results[1:history]]
             for clean in shared:                           # History.append without a new dict per trial
-                h._results.append(clean)
-                for tracker in h._trackers.values():
-                    tracker.push(clean)
-                h.total_reports += 1
-            h._latest, h._step = shared[-1], None          # as History.append leaves them
+                h._record(clean)
         return
     if name == "asha":
         for k in sorted({4 * 3 ** i for i in range(8) if 4 * 3 ** i < history}):   # its rungs up to `history`

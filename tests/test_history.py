@@ -148,3 +148,49 @@ def test_latest_and_step_follow_append_reset_and_load() -> None:
     assert (h.step, h.latest("training.loss"), h.has("training.loss")) == (7, 1.5, True)
     h.load_state_dict({"results": [], "total_reports": 4})
     assert (h.step, h.has("training.loss")) == (4, False)
+
+
+@pytest.mark.parametrize("keep", [None, ("training.loss", "validation.loss", "grad.norm", "validation.step",
+                                         "validation.diagonality")])
+def test_complete_and_require_answer_as_series_would(keep: tuple[str, ...] | None) -> None:
+    """complete(metric, k) is True exactly when series(metric, last=k) returns, and require raises
+    the same error (same message) when it does not: for watched metrics (O(1)) and others, as the
+    window rolls, after a reset and after a state load, with a metric mapped to null."""
+    import random
+
+    rng = random.Random(1)
+    names = {"grad.norm": "gn", "validation.attention_score": None}
+    h = History(7, names, keep)
+    metrics = ("training.loss", "validation.loss", "grad.norm", "validation.diagonality",
+               "validation.attention_score")
+    checked = raised = 0
+    for i in range(60):
+        r = {"validation.step": float(i)}
+        for m, reported in (("training.loss", "training.loss"), ("validation.loss", "validation.loss"),
+                            ("grad.norm", "gn"), ("validation.diagonality", "validation.diagonality")):
+            if rng.random() < 0.85:
+                r[reported] = rng.random()
+        h.append(r)
+        if i == 25:
+            h.reset()
+        if i == 40:
+            state = json.loads(json.dumps(h.state_dict()))
+            h = History(7, names, keep)
+            h.load_state_dict(state)
+        for m in metrics:
+            for k in (1, 2, 3, 7, 9):
+                try:
+                    h.series(m, last=k)
+                    expected = None
+                except Exception as e:   # MissingMetricError; StopIteration for null on an empty window
+                    expected = e
+                assert h.complete(m, k) == (expected is None), (i, m, k)
+                if expected is None:
+                    h.require(m, k)
+                else:
+                    with pytest.raises(type(expected)) as info:
+                        h.require(m, k)
+                    assert str(info.value) == str(expected)
+                    raised += 1
+                checked += 1
+    assert raised > 100 and checked - raised > 100

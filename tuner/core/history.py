@@ -15,7 +15,13 @@ import math
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from tuner.core.config import SmartConfig
-from tuner.contract import TRAINING_LOSS, VALIDATION_STEP
+from tuner.contract import (ATTENTION_SCORE, GATE_ACCURACY, GRAD_NORM, OVERFITTING_GAP, TRAINING_LOSS,
+                            VALIDATION_LOSS, VALIDATION_STEP)
+
+# The metrics the rules read as ``series(metric, last=k)``: the History notes the latest result
+# that lacks each, so ``require``/``complete`` answer for the last k results in O(1) and a rule
+# reads its k values only when it compares them (most results need only the latest).
+WATCHED = (GRAD_NORM, VALIDATION_LOSS, TRAINING_LOSS, ATTENTION_SCORE, GATE_ACCURACY, OVERFITTING_GAP)
 
 
 class MissingMetricError(KeyError, ValueError):
@@ -103,7 +109,12 @@ class History:
         # reported name -> other names stored under it when a result lacks it (config `metrics` list)
         self.alternatives = {k: tuple(v) for k, v in (alternatives or {}).items()}
         self.keep: frozenset[str] | None = None if keep is None else frozenset(keep)
-        self.last_reported: tuple[str, ...] = ()      # every key of the latest result, for errors
+        self._keep_order = None if keep is None else tuple(self.keep)   # the same order, read faster
+        self._reported: tuple[Any, ...] = ()         # every key of the latest result, for errors
+        # reported name of each WATCHED metric -> position (count of results before it) of the
+        # latest result that lacked it
+        self._watched = tuple(n for n in (self.names.get(m, m) for m in WATCHED) if n is not None)
+        self._lacking: dict[str, int] = {}
         self._results = _Ring(maxlen)
         self._trackers: dict[Any, Tracker] = {}
         self.initial_training_loss: float | None = None
@@ -135,26 +146,36 @@ class History:
 
     def append(self, result: Mapping[str, Any]) -> None:
         """Record one result; keeps numeric values as floats (NaN/Inf kept as they are)."""
-        self.last_reported = tuple(map(str, result))
-        items = result.items() if self.keep is None else ((k, result[k]) for k in self.keep if k in result)
-        # plain floats (most values) as they are; anything else through _as_float
-        clean = {str(k): f for k, v in items
-                 if (f := v if type(v) is float else _as_float(v)) is not None}
+        self._reported = tuple(result)   # str() of each key only when an error message needs it
+        if self._keep_order is None:
+            clean = {str(k): f for k, v in result.items() if (f := v if type(v) is float else _as_float(v)) is not None}
+        else:
+            # plain floats (most values) as they are; anything else through _as_float (None: dropped)
+            clean = {k: v if type(v := result[k]) is float else _as_float(v) for k in self._keep_order if k in result}
+            if None in clean.values():
+                clean = {k: v for k, v in clean.items() if v is not None}
         for name, others in self.alternatives.items():
             if name not in clean:
                 other = next((o for o in others if o in clean), None)
                 if other is not None:
                     clean[name] = clean[other]
-        self._results.append(clean)
-        for tracker in self._trackers.values():
-            tracker.push(clean)
-        self.total_reports += 1
-        self._latest, self._step = clean, None
+        self._record(clean)
         if self.initial_training_loss is None:
             name = self.reported_name(TRAINING_LOSS)
             loss = clean.get(name) if name else None
             if loss is not None and math.isfinite(loss):
                 self.initial_training_loss = loss
+
+    def _record(self, clean: dict[str, float]) -> None:
+        """Put a cleaned result into the window and feed it to the trackers."""
+        for name in self._watched:
+            if name not in clean:
+                self._lacking[name] = self.total_reports
+        self._results.append(clean)
+        for tracker in self._trackers.values():
+            tracker.push(clean)
+        self.total_reports += 1
+        self._latest, self._step = clean, None
 
     def reset(self, keep_initial: bool = True) -> None:
         """Empty the window (after a rollback); keep the initial training loss unless told not to."""
@@ -165,6 +186,11 @@ class History:
             self.initial_training_loss = None
 
     # ---------------------------------------------------------------- lookup
+    @property
+    def last_reported(self) -> tuple[str, ...]:
+        """Every key of the latest result (as str), for error messages."""
+        return tuple(map(str, self._reported))
+
     def reported_name(self, metric: str) -> str | None:
         return self.names.get(metric, metric)
 
@@ -176,6 +202,23 @@ class History:
         """True when the latest result carries `metric`."""
         name = self.reported_name(metric)
         return self._latest is not None and name is not None and name in self._latest
+
+    def complete(self, metric: str, last: int) -> bool:
+        """True when each of the last `last` results (all when fewer) carries `metric`, the
+        condition on which ``series(metric, last)`` returns rather than raises. O(1) for the
+        WATCHED metrics."""
+        name = self.names.get(metric, metric)
+        if name is None:
+            return False
+        if name not in self._watched:
+            return all(name in r for r in self._results.tail(last))
+        return self._lacking.get(name, -1) < self.total_reports - min(last, self._results.n)
+
+    def require(self, metric: str, last: int) -> None:
+        """Raise the MissingMetricError that ``series(metric, last)`` would raise, if any, without
+        reading the values: a rule reads them only when it compares them."""
+        if not self.complete(metric, last):
+            self.series(metric, last)
 
     def tracker(self, key: Any, factory: Callable[[History], Tracker]) -> Tracker:
         """The incremental statistics ``key`` of this window: created by ``factory(self)`` on first
@@ -262,4 +305,7 @@ class History:
         self._step = None
         self.initial_training_loss = d.get("initial_training_loss")
         self.total_reports = int(d.get("total_reports", len(self._results)))
-        self.last_reported = tuple(d.get("last_reported", ()))
+        self._reported = tuple(d.get("last_reported", ()))
+        first = self.total_reports - len(self._results)      # position of the oldest result kept
+        self._lacking = {name: first + i for i, r in enumerate(self._results.tail(None))
+                         for name in self._watched if name not in r}

@@ -104,11 +104,14 @@ class TrialMonitor:
         """
         self.history.append(result)
         problems = tuple(diagnose(self.history, self.cfg, self._rules))
-        # the one place the guards filter: what counts now, hence what a recovery answers
-        acting = tuple(p for p in problems if _unambiguous(p)) if self.guarded(now) else problems
-        healthy = not any(p.severity == "critical" for p in acting)
-        kinds = {p.kind for p in problems if p.severity == "critical"}
-        self.always_critical = kinds if self.always_critical is None else self.always_critical & kinds
+        if problems:
+            # the one place the guards filter: what counts now, hence what a recovery answers
+            acting = tuple(p for p in problems if _unambiguous(p)) if self.guarded(now) else problems
+            healthy = not any(p.severity == "critical" for p in acting)
+            kinds = {p.kind for p in problems if p.severity == "critical"}
+            self.always_critical = kinds if self.always_critical is None else self.always_critical & kinds
+        else:   # most results: what the lines above give for no problems, without building it
+            acting, healthy, self.always_critical = (), True, set()
         self.ever_healthy = self.ever_healthy or healthy
         self._track_best()
         action, reasons = self._decide(problems, acting, now)
@@ -122,6 +125,10 @@ class TrialMonitor:
                 now: float) -> tuple[ActionKind, list[str]]:
         """The action and its reasons. A recovery is called for by the critical problems, or by
         enough serious ones at once; it answers those of them that count now (in `acting`)."""
+        if not problems:   # most results: what the lines below give for no problems
+            self._budget_spent = False
+            stop = self._early_stop_reason()
+            return ("stop", [stop]) if stop else ("continue", [])
         rec = self.cfg.training_recovery
         critical = [p for p in problems if p.severity == "critical"]
         serious = [p for p in problems if p.severity == "serious"]

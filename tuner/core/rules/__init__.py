@@ -57,7 +57,7 @@ def diagnose(history: History | Sequence[Mapping[str, Any]], cfg: SmartConfig,
         found = rule(window, section, serious_after)
         if found is not None:
             problems.append(found)
-    return sorted(problems, key=lambda p: -p.rank)
+    return sorted(problems, key=lambda p: -p.rank) if len(problems) > 1 else problems
 
 
 __all__ = ["Problem", "SEVERITY_RANK", "RULES", "active_rules", "diagnose", "gradient_explosion", "overfitting",

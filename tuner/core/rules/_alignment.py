@@ -30,22 +30,27 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    scores = window.series(ATTENTION, last=max(serious_after, cfg.degrading_window, cfg.critical_after))
+    last = max(serious_after, cfg.degrading_window, cfg.critical_after)
+    window.require(ATTENTION, last)   # the last scores are read below only where they are compared
     step = window.step
-    score = scores[-1]
+    score = window.latest(ATTENTION)
     if not math.isfinite(score):
         return None
     if score < cfg.critical:
         return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.critical, step)
     if score < cfg.warning:
+        scores = window.series(ATTENTION, last=last)
         if held_for(scores, cfg.critical_after, lambda v: v < cfg.warning):
             return make_problem("attention_collapse", "critical", ATTENTION, score, "<", cfg.warning, step,
                                 f"below it for {cfg.critical_after} reports: the attention has not formed")
         held = held_for(scores, serious_after, lambda v: v < cfg.warning)
         return make_problem("attention_collapse", "serious" if held else "warning", ATTENTION, score, "<",
                             cfg.warning, step, f"below it for {serious_after} reports" if held else "")
-    diagonality = window.optional_series(DIAGONALITY, cfg.degrading_window)
-    for metric, values in ((ATTENTION, scores), (DIAGONALITY, diagonality)):
+    # _degrading reads the last degrading_window (<= last) values; a diagonality the latest result
+    # lacks has fewer than degrading_window of them there, so it is not read
+    diagonality = window.optional_series(DIAGONALITY, cfg.degrading_window) if window.has(DIAGONALITY) else []
+    for metric, values in ((ATTENTION, window.series(ATTENTION, last=cfg.degrading_window)),
+                           (DIAGONALITY, diagonality)):
         found = _degrading(values, cfg.degrading_window, cfg.degrading_drop)
         if found:
             best, latest = found
@@ -73,8 +78,8 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Pro
         attention = window.latest(ATTENTION)
         if math.isfinite(attention) and attention < cfg.requires_attention:
             return None
-    accuracy, step = window.series(GATE, last=max(serious_after, 1)), window.step
-    acc = accuracy[-1]
+    window.require(GATE, max(serious_after, 1))   # the series itself only for a held warning
+    acc, step = window.latest(GATE), window.step
     if not math.isfinite(acc):
         return None
     if acc < cfg.critical:
@@ -84,6 +89,7 @@ def gate_collapse(window: History, cfg: GateRule, serious_after: int = 0) -> Pro
         return make_problem("gate_collapse", "serious", EARLY_STOP, early, ">", cfg.early_stop_fraction,
                             step, "gate closes before 30% of the sequence")
     if acc < cfg.warning:
+        accuracy = window.series(GATE, last=max(serious_after, 1))
         held = held_for(accuracy, serious_after, lambda v: v < cfg.warning)
         return make_problem("gate_collapse", "serious" if held else "warning", GATE, acc, "<", cfg.warning,
                             step, f"below it for {serious_after} reports" if held else "")

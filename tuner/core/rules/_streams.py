@@ -73,7 +73,7 @@ class EarlierLevel:
         self._last: deque[float] = deque(maxlen=span)
 
     def push(self, result: Mapping[str, float]) -> None:
-        finite = sorted(v for v in self._last if math.isfinite(v))
+        finite = sorted(filter(math.isfinite, self._last))
         self.before = _median(finite) if finite else math.nan
         self._last.append(result.get(self.name, math.nan))
 

@@ -40,9 +40,9 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    norms = window.series(GRAD_NORM, last=max(serious_after, 1))
+    window.require(GRAD_NORM, max(serious_after, 1))   # the series itself only for a held warning
     loss, step = window.latest(TRAIN_LOSS), window.step
-    norm = norms[-1]
+    norm = window.latest(GRAD_NORM)
     skipped = _skipped_share(window)
     if skipped is not None:
         share, count, steps = skipped
@@ -67,6 +67,7 @@ def gradient_explosion(window: History, cfg: GradientRule, serious_after: int = 
     if jump is not None:
         return jump
     if norm > cfg.warning:
+        norms = window.series(GRAD_NORM, last=max(serious_after, 1))
         held = held_for(norms, serious_after, lambda v: v > cfg.warning)
         return make_problem("gradient_explosion", "serious" if held else "warning", GRAD_NORM, norm, ">",
                             cfg.warning, step, f"above it for {serious_after} reports" if held else "")
@@ -106,13 +107,27 @@ def _gaps(window: History, last: int) -> list[float]:
     return [v - t for v, t in zip(val, train)]
 
 
+def _rising(window: History, k: int) -> bool:
+    """False when the validation loss cannot have risen at each of the last k reports: fewer than
+    k + 1 reports, or the latest not above the one before (most results: 2 values read, not
+    2 x (k + 1)). Raises the MissingMetricError that reading the last k + 1 losses would."""
+    window.require(VAL_LOSS, k + 1)
+    window.require(TRAIN_LOSS, k + 1)
+    if len(window) < k + 1:
+        return False
+    before, latest = window.series(VAL_LOSS, last=2)
+    return latest > before
+
+
 def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int, ...] = (),
             keep: int = 8) -> LossTracker:
     """The window's incremental loss statistics (tuner/core/rules/_streams.py) for these settings;
     ``keep``: at least this many recent smoothed values are kept (``recent_smoothed``)."""
-    val, train = window.reported_name(VAL_LOSS) or VAL_LOSS, window.reported_name(TRAIN_LOSS) or TRAIN_LOSS
-    return window.tracker(("losses", val, train, smooth, noise_window, windows, keep),
-                          lambda h: LossTracker(val, train, h.maxlen, smooth, noise_window, windows, keep))
+    # the key without the loss names: a History's name map is fixed, so they are the same each time
+    return window.tracker(("losses", smooth, noise_window, windows, keep),
+                          lambda h: LossTracker(h.reported_name(VAL_LOSS) or VAL_LOSS,
+                                                h.reported_name(TRAIN_LOSS) or TRAIN_LOSS,
+                                                h.maxlen, smooth, noise_window, windows, keep))
 
 
 def rise_tolerance(cfg: OverfittingRule, sigma_rel: float) -> float:
@@ -163,8 +178,10 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    gaps, step = _gaps(window, max(serious_after, 1)), window.step
-    gap = gaps[-1]
+    last = max(serious_after, 1)
+    # the latest gap; the last `last` of them (_gaps) only for a held warning or when one is missing
+    gaps = None if window.complete(GAP, last) else _gaps(window, last)
+    gap, step = window.latest(GAP) if gaps is None else gaps[-1], window.step
     if not math.isfinite(gap):
         return None
     if gap > cfg.critical_gap:
@@ -173,12 +190,16 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -
     if risen is not None:
         return risen
     k = cfg.rising_window
-    val, train = window.series(VAL_LOSS, last=k + 1), window.series(TRAIN_LOSS, last=k + 1)
+    if _rising(window, k):
+        val, train = window.series(VAL_LOSS, last=k + 1), window.series(TRAIN_LOSS, last=k + 1)
+    else:
+        val = train = []
     if len(val) == k + 1 and all(b > a for a, b in zip(val, val[1:])) and train[-1] < train[0]:
         return make_problem("overfitting", "serious", VAL_LOSS, val[-1], ">", val[0], step,
                             f"validation.loss rose {k} reports in a row while training.loss fell "
                             f"{fmt(train[0])} -> {fmt(train[-1])}")
     if gap > cfg.warning_gap:
+        gaps = _gaps(window, last) if gaps is None else gaps
         held = held_for(gaps, serious_after, lambda v: v > cfg.warning_gap)
         return make_problem("overfitting", "serious" if held else "warning", GAP, gap, ">",
                             cfg.warning_gap, step, f"above it for {serious_after} reports" if held else "")
