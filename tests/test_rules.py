@@ -518,3 +518,54 @@ def test_a_long_critical_rise_reports_can_fire(reports: int) -> None:
     # the median of 3 is above the limit from report 9 (two of the last three at 2.0) on; the best
     # (1.0, latest at report 8) must also be rising_window = 5 reports old: from report 13
     assert fired and fired[0] == 8 + max(5, reports), fired[:1]
+
+
+def _twins(cfg: SmartConfig, rows: list[dict[str, float]]) -> tuple[History, list[list[Problem]], list[list[Problem]]]:
+    """The rules' findings result by result on a window whose overfitting and stagnation share a
+    loss tracker (share_losses) and on a twin whose rules keep one tracker each."""
+    shared, alone = History.for_config(cfg), History.for_config(cfg)
+    rules_shared, rules_alone = active_rules(shared, cfg), active_rules(alone, cfg)
+    alone.shared_losses = None
+    found_shared, found_alone = [], []
+    for r in rows:
+        shared.append(r)
+        alone.append(r)
+        found_shared.append(diagnose(shared, cfg, rules_shared))
+        found_alone.append(diagnose(alone, cfg, rules_alone))
+    return shared, found_shared, found_alone
+
+
+def test_overfitting_and_stagnation_share_one_loss_tracker() -> None:
+    """With the default settings (same smoothing and noise window) one tracker serves both rules,
+    and every finding is the one the rules make with a tracker each: a rise that overfitting
+    catches, a plateau that stagnation catches, over a window that rolls."""
+    from tuner.core.rules._streams import LossTracker
+
+    cfg = config_from_dict({"diagnostics": {"history_size": 40, "stagnation": {"window": 8, "critical_window": 30}}})
+    val, train = _noisy(120, 2.5, 0.03, seed=5)
+    val = val[:60] + [v * (1 + 0.02 * i) for i, v in enumerate(val[60:])]   # a real rise from report 60
+    window, shared, alone = _twins(cfg, results(120, validation_loss=val, training_loss=train))
+    assert shared == alone
+    assert {p.kind for found in shared for p in found} >= {"overfitting", "stagnation"}
+    assert sum(isinstance(t, LossTracker) for t in window._trackers.values()) == 1
+
+
+def test_overfitting_keeps_its_own_tracker_when_the_shared_one_saw_dropped_results() -> None:
+    """Overfitting reads its tracker only once its gap is below critical_gap; its own tracker is
+    then built from the window, whose two oldest smoothed values are unknown (fewer than 3
+    values): the shared one, fed since the first report, knows them. Here the lowest smoothed
+    loss is at exactly those two positions, so the shared tracker's best (1.0) would make a rise
+    of 5.0 an overfitting; overfitting reads its own (best 5.0) and finds none, as it would
+    without the sharing."""
+    from tuner.core.rules._training import _losses
+
+    cfg = config_from_dict({"diagnostics": {"history_size": 30, "stagnation": {"window": 5, "critical_window": 20}}})
+    rows = results(41, validation_loss=[1.0] * 3 + [5.0] * 29, training_loss=[1.0] * 41,   # 1.0 at reports 10-12
+                   gap=[10.0] * 40 + [0.0])           # critical gap until the last report
+    window, shared, alone = _twins(cfg, rows)
+    assert shared == alone
+    assert not [p for p in shared[-1] if p.kind == "overfitting"]
+    tracker = _losses(window, *window.shared_losses.settings)
+    assert tracker.best()[0] == 1.0 and not tracker.read_by_overfitting
+    own = _losses(window, 3, 20, keep=3)
+    assert own.best()[0] == 5.0

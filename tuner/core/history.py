@@ -117,6 +117,8 @@ class History:
         self._lacking: dict[str, int] = {}
         self._results = _Ring(maxlen)
         self._trackers: dict[Any, Tracker] = {}
+        # set by tuner.core.rules.active_rules: the loss tracker overfitting and stagnation share
+        self.shared_losses: Any = None
         self.initial_training_loss: float | None = None
         self.total_reports = 0
         # The rules read the latest result ~20 times per result and its step ~9 times: kept here

@@ -22,8 +22,8 @@ from tuner.core.history import History
 from tuner.core.rules._alignment import attention_collapse, gate_collapse
 from tuner.core.rules._problem import (ATTENTION, GATE, GRAD_NORM, SEVERITY_RANK, TRAIN_LOSS, VAL_LOSS,
                                   Problem)
-from tuner.core.rules._training import (gradient_explosion, overfitting, stagnation, training_degradation,
-                                   validation_loss)
+from tuner.core.rules._training import (gradient_explosion, overfitting, share_losses, stagnation,
+                                   training_degradation, validation_loss)
 
 # (rule, its config section, the contract metrics it needs: a metric mapped to null skips the rule)
 RULES: tuple[tuple[Callable[..., Problem | None], str, tuple[str, ...]], ...] = (
@@ -40,9 +40,12 @@ RULES: tuple[tuple[Callable[..., Problem | None], str, tuple[str, ...]], ...] = 
 def active_rules(window: History, cfg: SmartConfig) -> tuple[tuple[Callable[..., Problem | None], Any], ...]:
     """(rule, its config section) for every rule of RULES whose metrics `window` reports (a metric
     mapped to null skips the rule), in RULES order. It depends only on the config, so a trial's
-    monitor finds it once and hands it to every `diagnose` call."""
-    return tuple((rule, getattr(cfg.diagnostics, section)) for rule, section, needs in RULES
-                 if all(window.enabled(m) for m in needs))
+    monitor finds it once and hands it to every `diagnose` call. Also sets `window.shared_losses`
+    (one loss tracker for overfitting and stagnation where they can share it, see share_losses)."""
+    found = tuple((rule, getattr(cfg.diagnostics, section)) for rule, section, needs in RULES
+                  if all(window.enabled(m) for m in needs))
+    window.shared_losses = share_losses(dict((rule, section) for rule, section in found))
+    return found
 
 
 def diagnose(history: History | Sequence[Mapping[str, Any]], cfg: SmartConfig,

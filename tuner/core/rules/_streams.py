@@ -119,6 +119,7 @@ class LossTracker:
         self.sigma = math.nan          # absolute noise of the raw validation loss
         self.sigma_rel = math.nan      # ... relative to its level
         self.frozen = 0                # results in a row with identical (train, val)
+        self.read_by_overfitting = False   # see tuner/core/rules/_training.py _overfitting_losses
         self._last_pair: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ update

@@ -3,6 +3,9 @@ loss and training degradation. Pure functions of a History (see tuner/core/rules
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
 from tuner.core.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
                           ValidationLossRule)
 from tuner.core.history import History
@@ -130,6 +133,43 @@ def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int,
                                                 h.maxlen, smooth, noise_window, windows, keep))
 
 
+@dataclass(frozen=True)
+class SharedLosses:
+    """One LossTracker read by both overfitting and stagnation (``share_losses``): the rules'
+    configs it was made for and its settings (the ``_losses`` arguments)."""
+    overfitting: OverfittingRule
+    stagnation: StagnationRule
+    settings: tuple[int, int, tuple[int, ...], int]
+
+
+def share_losses(active: dict[Callable[..., Any], Any]) -> SharedLosses | None:
+    """The tracker overfitting and stagnation can share when both are active and enabled and
+    smooth and measure noise alike (the defaults): its stagnation windows and at least
+    critical_rise_reports + 1 smoothed values, so each rule reads from it what it reads from its
+    own tracker (one push per result instead of two, ~3 us). None otherwise."""
+    over, stag = active.get(overfitting), active.get(stagnation)
+    if over is None or stag is None or not (over.enabled and stag.enabled) or \
+            (over.smooth_reports, over.noise_window) != (stag.smooth_reports, stag.noise_window):
+        return None
+    return SharedLosses(over, stag, (stag.smooth_reports, stag.noise_window, (stag.window, stag.critical_window),
+                                     max(over.critical_rise_reports, 8)))
+
+
+def _overfitting_losses(window: History, cfg: OverfittingRule) -> LossTracker:
+    """Overfitting's loss tracker: the shared one (SharedLosses) when it holds what overfitting's
+    own tracker would hold, else its own. Its own is made at overfitting's first read since the
+    window started, from the window's results; the shared one (made at stagnation's first read)
+    holds the same unless the window has dropped results since it was made (count > len(window)):
+    then overfitting keeps its own, as before the sharing."""
+    shared = window.shared_losses
+    if shared is not None and shared.overfitting is cfg:
+        losses = _losses(window, *shared.settings)
+        if losses.read_by_overfitting or losses.count == len(window):
+            losses.read_by_overfitting = True
+            return losses
+    return _losses(window, cfg.smooth_reports, cfg.noise_window, keep=cfg.critical_rise_reports)
+
+
 def rise_tolerance(cfg: OverfittingRule, sigma_rel: float) -> float:
     """critical_rise, or noise_scale x the trial's relative report-to-report noise when larger."""
     noisy = cfg.noise_scale * sigma_rel if math.isfinite(sigma_rel) else 0.0
@@ -143,7 +183,7 @@ def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
     train_rise_tolerance) x its value at the best. tolerance = rise_tolerance(): critical_rise, or
     noise_scale x the trial's own relative noise where that is larger, so a noisy plateau does not
     read as a rise. O(critical_rise_reports) per result (the best is tracked incrementally)."""
-    losses = _losses(window, cfg.smooth_reports, cfg.noise_window, keep=cfg.critical_rise_reports)
+    losses = _overfitting_losses(window, cfg)
     found = losses.best()
     if found is None:
         return None
@@ -220,7 +260,11 @@ def stagnation(window: History, cfg: StagnationRule, serious_after: int = 0) -> 
     """
     if not cfg.enabled or len(window) == 0:
         return None
-    losses = _losses(window, cfg.smooth_reports, cfg.noise_window, (cfg.window, cfg.critical_window))
+    shared = window.shared_losses
+    if shared is not None and shared.stagnation is cfg:
+        losses = _losses(window, *shared.settings)
+    else:
+        losses = _losses(window, cfg.smooth_reports, cfg.noise_window, (cfg.window, cfg.critical_window))
     step = window.step
     noisy = cfg.noise_scale * losses.sigma if math.isfinite(losses.sigma) else 0.0
     tolerance = max(cfg.min_delta, noisy)
