@@ -113,7 +113,7 @@ class History:
         self._reported: tuple[Any, ...] = ()         # every key of the latest result, for errors
         # reported name of each WATCHED metric -> position (count of results before it) of the
         # latest result that lacked it
-        self._watched = tuple(n for n in (self.names.get(m, m) for m in WATCHED) if n is not None)
+        self._watched = frozenset(n for n in (self.names.get(m, m) for m in WATCHED) if n is not None)
         self._lacking: dict[str, int] = {}
         self._results = _Ring(maxlen)
         self._trackers: dict[Any, Tracker] = {}
@@ -170,9 +170,10 @@ class History:
 
     def _record(self, clean: dict[str, float]) -> None:
         """Put a cleaned result into the window and feed it to the trackers."""
-        for name in self._watched:
-            if name not in clean:
-                self._lacking[name] = self.total_reports
+        if not self._watched <= clean.keys():   # one set comparison for the usual complete result
+            for name in self._watched:
+                if name not in clean:
+                    self._lacking[name] = self.total_reports
         self._results.append(clean)
         for tracker in self._trackers.values():
             tracker.push(clean)

@@ -48,9 +48,10 @@ def attention_collapse(window: History, cfg: AttentionRule, serious_after: int =
                             cfg.warning, step, f"below it for {serious_after} reports" if held else "")
     # _degrading reads the last degrading_window (<= last) values; a diagonality the latest result
     # lacks has fewer than degrading_window of them there, so it is not read
-    diagonality = window.optional_series(DIAGONALITY, cfg.degrading_window) if window.has(DIAGONALITY) else []
-    for metric, values in ((ATTENTION, window.series(ATTENTION, last=cfg.degrading_window)),
-                           (DIAGONALITY, diagonality)):
+    candidates = [(ATTENTION, window.series(ATTENTION, last=cfg.degrading_window))]
+    if window.has(DIAGONALITY):
+        candidates.append((DIAGONALITY, window.optional_series(DIAGONALITY, cfg.degrading_window)))
+    for metric, values in candidates:
         found = _degrading(values, cfg.degrading_window, cfg.degrading_drop)
         if found:
             best, latest = found

@@ -18,7 +18,8 @@ updates, for validation.loss (``val``) and training.loss (``train``):
   the mean level of those values. Sliding
   sums: O(1). (The mean absolute value, not the median: it needs about half the reports for the
   same precision, and an outlier only makes the rules it feeds more cautious.)
-- the run length of identical (training.loss, validation.loss) pairs (frozen metrics).
+- the run length of identical (training.loss, validation.loss) pairs (frozen metrics), and of
+  validation losses each above the one before (``rising``).
 
 Positions count results since the tracker (or the window) started. NaN policy: non-finite values
 are skipped by the smoothing, the bests and the noise; a result without a finite value leaves the
@@ -119,6 +120,7 @@ class LossTracker:
         self.sigma = math.nan          # absolute noise of the raw validation loss
         self.sigma_rel = math.nan      # ... relative to its level
         self.frozen = 0                # results in a row with identical (train, val)
+        self.rising = 0                # results in a row whose validation loss is above the previous one
         self.read_by_overfitting = False   # see tuner/core/rules/_training.py _overfitting_losses
         self._last_pair: tuple[float, float] | None = None
 
@@ -143,6 +145,8 @@ class LossTracker:
             self._noise_vals.append(v)
             self._noise()
         pair = (t, v)
+        # NaN is never above nor below: a NaN ends the run
+        self.rising = self.rising + 1 if self._last_pair is not None and v > self._last_pair[1] else 0
         self.frozen = self.frozen + 1 if pair == self._last_pair else 1   # NaN pairs never equal
         self._last_pair = pair
 

@@ -3,7 +3,6 @@ loss and training degradation. Pure functions of a History (see tuner/core/rules
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from tuner.core.config import (DegradationRule, GradientRule, OverfittingRule, StagnationRule,
@@ -110,36 +109,48 @@ def _gaps(window: History, last: int) -> list[float]:
     return [v - t for v, t in zip(val, train)]
 
 
-def _rising(window: History, k: int) -> bool:
-    """False when the validation loss cannot have risen at each of the last k reports: fewer than
-    k + 1 reports, or the latest not above the one before (most results: 2 values read, not
-    2 x (k + 1)). Raises the MissingMetricError that reading the last k + 1 losses would."""
+def _rising(window: History, k: int, losses: LossTracker) -> bool:
+    """Whether the validation loss rose at each of the last k reports, from the tracker's run
+    length (it was fed the window's results): the last k + 1 losses are then read only to
+    compare the training losses. Raises the MissingMetricError that reading them would."""
     window.require(VAL_LOSS, k + 1)
     window.require(TRAIN_LOSS, k + 1)
-    if len(window) < k + 1:
-        return False
-    before, latest = window.series(VAL_LOSS, last=2)
-    return latest > before
+    return len(window) > k and losses.rising >= k
 
 
 def _losses(window: History, smooth: int, noise_window: int, windows: tuple[int, ...] = (),
             keep: int = 8) -> LossTracker:
     """The window's incremental loss statistics (tuner/core/rules/_streams.py) for these settings;
     ``keep``: at least this many recent smoothed values are kept (``recent_smoothed``)."""
-    # the key without the loss names: a History's name map is fixed, so they are the same each time
-    return window.tracker(("losses", smooth, noise_window, windows, keep),
-                          lambda h: LossTracker(h.reported_name(VAL_LOSS) or VAL_LOSS,
-                                                h.reported_name(TRAIN_LOSS) or TRAIN_LOSS,
-                                                h.maxlen, smooth, noise_window, windows, keep))
+    return window.tracker(_losses_key(smooth, noise_window, windows, keep),  # type: ignore[return-value]
+                          lambda h: _new_losses(h, smooth, noise_window, windows, keep))
 
 
-@dataclass(frozen=True)
+def _losses_key(smooth: int, noise_window: int, windows: tuple[int, ...], keep: int) -> tuple[Any, ...]:
+    # without the loss names: a History's name map is fixed, so they are the same each time
+    return ("losses", smooth, noise_window, windows, keep)
+
+
+def _new_losses(h: History, smooth: int, noise_window: int, windows: tuple[int, ...], keep: int) -> LossTracker:
+    return LossTracker(h.reported_name(VAL_LOSS) or VAL_LOSS, h.reported_name(TRAIN_LOSS) or TRAIN_LOSS,
+                       h.maxlen, smooth, noise_window, windows, keep)
+
+
 class SharedLosses:
     """One LossTracker read by both overfitting and stagnation (``share_losses``): the rules'
     configs it was made for and its settings (the ``_losses`` arguments)."""
-    overfitting: OverfittingRule
-    stagnation: StagnationRule
-    settings: tuple[int, int, tuple[int, ...], int]
+
+    def __init__(self, over: OverfittingRule, stag: StagnationRule) -> None:
+        self.overfitting, self.stagnation = over, stag
+        self.settings = (stag.smooth_reports, stag.noise_window, (stag.window, stag.critical_window),
+                         max(over.critical_rise_reports, 8))
+        # the _losses key and factory, made once rather than on each of the two reads per result
+        self.key = _losses_key(*self.settings)
+        self.make: Callable[[History], LossTracker] = lambda h: _new_losses(h, *self.settings)
+
+    def tracker(self, window: History) -> LossTracker:
+        """The shared tracker of `window` (what ``_losses(window, *self.settings)`` returns)."""
+        return window.tracker(self.key, self.make)  # type: ignore[return-value]
 
 
 def share_losses(active: dict[Callable[..., Any], Any]) -> SharedLosses | None:
@@ -151,8 +162,7 @@ def share_losses(active: dict[Callable[..., Any], Any]) -> SharedLosses | None:
     if over is None or stag is None or not (over.enabled and stag.enabled) or \
             (over.smooth_reports, over.noise_window) != (stag.smooth_reports, stag.noise_window):
         return None
-    return SharedLosses(over, stag, (stag.smooth_reports, stag.noise_window, (stag.window, stag.critical_window),
-                                     max(over.critical_rise_reports, 8)))
+    return SharedLosses(over, stag)
 
 
 def _overfitting_losses(window: History, cfg: OverfittingRule) -> LossTracker:
@@ -163,7 +173,7 @@ def _overfitting_losses(window: History, cfg: OverfittingRule) -> LossTracker:
     then overfitting keeps its own, as before the sharing."""
     shared = window.shared_losses
     if shared is not None and shared.overfitting is cfg:
-        losses = _losses(window, *shared.settings)
+        losses = shared.tracker(window)
         if losses.read_by_overfitting or losses.count == len(window):
             losses.read_by_overfitting = True
             return losses
@@ -176,14 +186,13 @@ def rise_tolerance(cfg: OverfittingRule, sigma_rel: float) -> float:
     return max(cfg.critical_rise, noisy)
 
 
-def _risen_from_best(window: History, cfg: OverfittingRule) -> Problem | None:
+def _risen_from_best(window: History, cfg: OverfittingRule, losses: LossTracker) -> Problem | None:
     """The smoothed validation.loss (median of the last `smooth_reports`) above (1 + tolerance) x
     its smoothed best in the window at each of the last `critical_rise_reports` reports, that best
     at least `rising_window` reports old, and the smoothed training.loss now below (1 +
     train_rise_tolerance) x its value at the best. tolerance = rise_tolerance(): critical_rise, or
     noise_scale x the trial's own relative noise where that is larger, so a noisy plateau does not
     read as a rise. O(critical_rise_reports) per result (the best is tracked incrementally)."""
-    losses = _overfitting_losses(window, cfg)
     found = losses.best()
     if found is None:
         return None
@@ -226,11 +235,12 @@ def overfitting(window: History, cfg: OverfittingRule, serious_after: int = 0) -
         return None
     if gap > cfg.critical_gap:
         return make_problem("overfitting", "critical", GAP, gap, ">", cfg.critical_gap, step)
-    risen = _risen_from_best(window, cfg)
+    losses = _overfitting_losses(window, cfg)
+    risen = _risen_from_best(window, cfg, losses)
     if risen is not None:
         return risen
     k = cfg.rising_window
-    if _rising(window, k):
+    if _rising(window, k, losses):
         val, train = window.series(VAL_LOSS, last=k + 1), window.series(TRAIN_LOSS, last=k + 1)
     else:
         val = train = []
@@ -262,7 +272,7 @@ def stagnation(window: History, cfg: StagnationRule, serious_after: int = 0) -> 
         return None
     shared = window.shared_losses
     if shared is not None and shared.stagnation is cfg:
-        losses = _losses(window, *shared.settings)
+        losses = shared.tracker(window)
     else:
         losses = _losses(window, cfg.smooth_reports, cfg.noise_window, (cfg.window, cfg.critical_window))
     step = window.step
