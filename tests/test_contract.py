@@ -17,6 +17,10 @@ from tuner.contract import (ACTION_KINDS, CONTRACT_METRICS, RECOVERY_ACTIONS, Ac
     ({"nan": math.nan, "inf": math.inf}, {"nan": math.nan, "inf": math.inf}),
     ({"i": np.int64(3), "f": np.float32(0.5), "b": np.bool_(True)}, {"i": 3.0, "f": 0.5}),
     ({}, {}),
+    # Ray's own keys, and subclasses of the types numeric() skips without checks
+    ({"trial_id": "t1", "done": False, "ckpt": None, "config": {"lr": 1.0}, "l": [1.0], "t": (1.0,),
+      "a": np.array(2.5), "s": type("S", (str,), {})("x"), "n": type("F", (float,), {})(1.5)},
+     {"a": 2.5, "n": 1.5}),
 ])
 def test_numeric_keeps_numbers_and_non_finite_values(result: dict, expected: dict) -> None:
     got = numeric(result)

@@ -80,9 +80,14 @@ def numeric(result: Mapping[str, Any]) -> dict[str, float]:
         kind = type(value)
         if kind is float or kind is int:      # most values: no further checks (bool is not int here)
             out[str(key)] = float(value)
-        elif kind is not bool and (isinstance(value, (int, float)) or _numpy_number(value)):
+        elif kind not in _NEVER_NUMBERS and (isinstance(value, (int, float)) or _numpy_number(value)):
             out[str(key)] = float(value)
     return out
+
+
+# Types that are never numbers above (bool dropped by rule, the others fail both checks): Ray's own
+# result keys (strings, None, the config dict) skip the isinstance and numpy checks (~0.3 us each).
+_NEVER_NUMBERS = frozenset({bool, str, type(None), dict, list, tuple})
 
 
 def _numpy_number(value: Any) -> bool:
