@@ -13,8 +13,8 @@ from tuner.core.rules._problem import (ATTENTION, DIAGONALITY, EARLY_STOP, GATE,
 
 def _degrading(values: Sequence[float], n: int, drop: float) -> tuple[float, float] | None:
     """(best, latest) when the latest of the last `n` finite values is more than `drop` below their max."""
-    recent = [v for v in values[-n:] if math.isfinite(v)]
-    if len(recent) < n or max(recent) - recent[-1] <= drop:
+    recent = values[-n:]   # fewer than n finite ones among them: not judged
+    if len(recent) < n or not all(map(math.isfinite, recent)) or max(recent) - recent[-1] <= drop:
         return None
     return max(recent), recent[-1]
 
