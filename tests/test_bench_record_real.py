@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from benchmarks.probes.record_real import LOSS_KEYS, SKIP_STEPS, _logit_fit, fit, fit_decay
+from benchmarks.probes.record_real import BANK_KEYS, LOSS_KEYS, SKIP_STEPS, _logit_fit, fit, fit_decay, fit_with_bank
 
 
 @pytest.mark.parametrize("floor, rates", [(2.0, [0.005, 0.01]), (0.5, [0.004]), (3.0, [0.004, 0.004, 0.008])])
@@ -100,3 +101,22 @@ def test_noise_is_the_report_to_report_scatter_not_the_curves_misfit(noise: floa
     cal, _ = fit(runs, plateau_from=1000)
     assert cal.noise == pytest.approx(max(noise, 0.002), rel=0.25, abs=0.001)
     assert cal.gap < 0   # validation below training (dropout on in training) is kept, not clipped to 0
+
+
+def test_fit_with_bank_takes_only_the_bank_keys_from_the_bank(tmp_path: Path) -> None:
+    # base runs (loss decay, onsets) + 2,000-step bank runs: BANK_KEYS from the bank, the rest as the base fit
+    _write_runs(tmp_path, dropout=0.1)
+    paths = sorted(tmp_path.glob("real_*.json"))
+    rng = random.Random(1)
+    runs = [{"tag": f"bank{i}", "config": {"learning_rate": 2e-3},
+             "reports": [{"training.step": s, "validation.loss": (1.5 + 8 * math.exp(-s / 400)) * (1 + 0.01 * rng.gauss(0, 1)),
+                          "overfitting.gap": -0.1, "grad.norm": 3.0, "validation.attention_score": 0.9,
+                          "validation.gate_accuracy": 0.95 + 0.02 * rng.gauss(0, 1)} for s in range(50, 2001, 50)]}
+             for i in range(2)]
+    base, _ = fit(paths)
+    cal, info = fit_with_bank(runs, paths, None)
+    for key in {f.name for f in fields(cal)} - set(BANK_KEYS) - {"source"}:
+        assert getattr(cal, key) == getattr(base, key), key
+    assert cal.noise == pytest.approx(0.01, rel=0.3) and cal.gap < 0 and cal.attn_max == pytest.approx(0.9)
+    assert cal.gate_max == pytest.approx(0.95, abs=0.01) and cal.gate_noise == pytest.approx(0.02, rel=0.3)
+    assert "bank0, bank1" in cal.source and info["bank"]["runs"]
