@@ -139,6 +139,11 @@ def record(name: str, max_steps: int, interval: int, data_dir: str, out_dir: Pat
 # what the reports show). Filled in after looking at the recordings (``readme`` -> benchmarks/bank/README.md).
 SHOWS: dict[str, tuple[str, int | None, str]] = {
     "healthy_lr2e-3": ("healthy", None, "aligns by step 100-200 (attention 0.5-0.8), losses fall"),
+    "healthy_lr1e-3": ("healthy", None, "aligns by step 300-400 (attention 0.63 -> 0.92), validation loss 9.7 -> 2.1 at "
+                       "step 1,000 -> 1.40 at step 2,000, still falling 1-3% per report (no plateau yet)"),
+    "probe_subset32": ("failure", 7, "real overfitting: the validation loss is lowest at step 300 (6.11) and rises from "
+                       "report 7 (step 350) to 8.5-9.2, while the training loss falls 4.5 -> 0.52; overfitting.gap "
+                       "2.9 at step 350, 7-8.7 from step 900; attention 0.92 and gate 0.6-0.7 stay"),
     "probe_lr3e-2_noclip": ("failure", 1, "lr 3e-2 without clipping did not explode (grad.norm 2-39) but does "
                             "not converge: validation loss 8-9.4 through step 700 (the lr 2e-3 run: 3.2), "
                             "attention unstable between 0.06 and 0.43, from the first report on"),
