@@ -7,9 +7,9 @@ updates, for validation.loss (``val``) and training.loss (``train``):
 - the smoothed value: the median of the last ``smooth`` values, NaN until there are ``smooth`` of
   them or when one is not finite (``smooth`` = 1: the value);
 - the best smoothed validation loss of the window (the History's ``maxlen`` results), its latest
-  position and the smoothed training loss at that position (a monotonic deque: amortised O(1));
+  position and the smoothed training loss at that position (a monotonic queue: amortised O(1));
 - for each stagnation window n: the best smoothed value of the last n results and the best of the
-  results before them (two monotonic deques);
+  results before them (two monotonic queues);
 - the report-to-report noise of the raw validation loss over the last ``noise_window`` finite
   values: sigma = mean |second difference| x sqrt(pi / 2) / sqrt(6) (blind to a linear trend: for
   white noise of std s the second difference is normal with std s sqrt(6), whose mean absolute
@@ -21,14 +21,17 @@ updates, for validation.loss (``val``) and training.loss (``train``):
 - the run length of identical (training.loss, validation.loss) pairs (frozen metrics), and of
   validation losses each above the one before (``rising``).
 
-Positions count results since the tracker (or the window) started. NaN policy: non-finite values
+Positions count results since the tracker (or the window) started. The bounded sequences are
+plain lists trimmed from the front, not deques: a short list lives next to its tracker in
+memory while a deque allocates a 64-slot block elsewhere, and with 1,000 trials' trackers out
+of the CPU cache a push cost about 1.5 x as much with deques (BENCHMARKS.md, "Rule cost (item
+5)", ``python -m benchmarks.probes.rule_cost tracker``). NaN policy: non-finite values
 are skipped by the smoothing, the bests and the noise; a result without a finite value leaves the
 smoothed value NaN (never a best, never above a limit).
 """
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Mapping
 
 SQRT6 = math.sqrt(6.0)
@@ -37,12 +40,13 @@ MEAN_ABS_TO_STD = math.sqrt(math.pi / 2)   # std of a zero-mean normal / its mea
 
 class SlidingMin:
     """Minimum of (value, position, payload) entries with positions in a sliding range; ties keep the
-    latest position. Amortised O(1) per push and eviction (monotonic deque)."""
+    latest position. Amortised O(1) per push and eviction (a monotonic queue, in a list: see the
+    module docstring)."""
 
     __slots__ = ("q",)
 
     def __init__(self) -> None:
-        self.q: deque[tuple[float, int, float]] = deque()
+        self.q: list[tuple[float, int, float]] = []
 
     def slide(self, value: float, pos: int, oldest: int, payload: float = math.nan) -> None:
         """Push (value, pos, payload) (a non-finite value is not pushed), then drop the entries
@@ -53,7 +57,7 @@ class SlidingMin:
                 q.pop()
             q.append((value, pos, payload))
         while q and q[0][1] < oldest:
-            q.popleft()
+            del q[0]
 
     def best(self) -> tuple[float, int, float] | None:
         return self.q[0] if self.q else None
@@ -66,23 +70,27 @@ class EarlierLevel:
     the lowest: one low outlier among them does not make an ordinary report look like a jump.
     O(span) per result."""
 
-    __slots__ = ("name", "before", "_last")
+    __slots__ = ("name", "before", "_last", "_span")
 
     def __init__(self, name: str, span: int) -> None:
         self.name = name
         self.before: float = math.nan
-        self._last: deque[float] = deque(maxlen=span)
+        self._last: list[float] = []     # the last `span` values, oldest first
+        self._span = span
 
     def push(self, result: Mapping[str, float]) -> None:
         finite = sorted(filter(math.isfinite, self._last))
         self.before = _median(finite) if finite else math.nan
         self._last.append(result.get(self.name, math.nan))
+        if len(self._last) > self._span:
+            del self._last[0]
 
 
-def _smoothed(values: deque[float]) -> float:
-    """Median of the values once the deque is full and they are all finite; NaN before (the
-    first reports of a window are not smoothed values and never become a best)."""
-    if len(values) < (values.maxlen or 0) or not all(map(math.isfinite, values)):
+def _smoothed(values: list[float], size: int) -> float:
+    """Median of the last `size` values (the list holds no more) once there are `size` of them
+    and they are all finite; NaN before (the first reports of a window are not smoothed values
+    and never become a best)."""
+    if len(values) < size or not all(map(math.isfinite, values)):
         return math.nan
     return _median(sorted(values))
 
@@ -102,15 +110,19 @@ class LossTracker:
         self.val_name, self.train_name = val, train
         self.maxlen, self.smooth = maxlen, max(1, smooth)
         self.count = 0                                   # results pushed (position of the next)
-        self._raw_val: deque[float] = deque(maxlen=self.smooth)
-        self._raw_train: deque[float] = deque(maxlen=self.smooth)
-        self._noise_vals: deque[float] = deque(maxlen=3)      # the last 3 finite values
-        self._d2: deque[float] = deque(maxlen=max(2, noise_window - 2))
-        self._levels: deque[float] = deque(maxlen=max(4, noise_window))
+        # bounded lists, oldest first (see the module docstring), each with its length limit
+        self._raw_val: list[float] = []                  # the last `smooth` values
+        self._raw_train: list[float] = []
+        self._noise_vals: list[float] = []               # the last 3 finite values
+        self._d2: list[float] = []                       # the last d2_max |second differences|
+        self._d2_max = max(2, noise_window - 2)
+        self._levels: list[float] = []                   # the last levels_max finite values
+        self._levels_max = max(4, noise_window)
         self._d2_sum = self._level_sum = 0.0
         # the smoothed values a rule reads back: the stagnation windows, ``keep`` (overfitting's
         # critical_rise_reports) and one more
-        self.smooth_val: deque[float] = deque(maxlen=max(windows + (self.smooth, keep)) + 1)
+        self.smooth_val: list[float] = []
+        self._smooth_max = max(windows + (self.smooth, keep)) + 1
         self.smooth_train = math.nan
         self._best = SlidingMin()
         self.windows = windows
@@ -129,10 +141,15 @@ class LossTracker:
         pos = self.count
         self.count += 1
         v, t = result.get(self.val_name, math.nan), result.get(self.train_name, math.nan)
-        self._raw_val.append(v)
-        self._raw_train.append(t)
-        sv, st = _smoothed(self._raw_val), _smoothed(self._raw_train)
+        raw_val, raw_train = self._raw_val, self._raw_train
+        raw_val.append(v)
+        raw_train.append(t)
+        if len(raw_val) > self.smooth:               # both hold the same count
+            del raw_val[0], raw_train[0]
+        sv, st = _smoothed(raw_val, self.smooth), _smoothed(raw_train, self.smooth)
         self.smooth_val.append(sv)
+        if len(self.smooth_val) > self._smooth_max:
+            del self.smooth_val[0]
         self.smooth_train = st
         first = pos - self.maxlen + 1                    # oldest position still in the window
         self._best.slide(sv, pos, first, st)
@@ -143,6 +160,8 @@ class LossTracker:
             before.slide(leaving, pos - n, first)
         if math.isfinite(v):
             self._noise_vals.append(v)
+            if len(self._noise_vals) > 3:
+                del self._noise_vals[0]
             self._noise()
         pair = (t, v)
         # NaN is never above nor below: a NaN ends the run
@@ -153,15 +172,15 @@ class LossTracker:
     def _noise(self) -> None:
         """Slide the sums of |second differences| and of levels by the newest finite value."""
         value = self._noise_vals[-1]
-        if len(self._levels) == self._levels.maxlen:
-            self._level_sum -= self._levels[0]
+        if len(self._levels) == self._levels_max:
+            self._level_sum -= self._levels.pop(0)
         self._levels.append(value)
         self._level_sum += value
         if len(self._noise_vals) < 3:
             return
         a, b, c = self._noise_vals
-        if len(self._d2) == self._d2.maxlen:
-            self._d2_sum -= self._d2[0]
+        if len(self._d2) == self._d2_max:
+            self._d2_sum -= self._d2.pop(0)
         d2 = abs(c - 2 * b + a)
         self._d2.append(d2)
         self._d2_sum += d2
