@@ -157,6 +157,9 @@ SHOWS: dict[str, tuple[str, int | None, str]] = {
                        "clipping (the lr 1e-3 run: 2-11), the validation loss swings by up to 20% between "
                        "reports and the gate accuracy between 0.13 and 0.96; still learning but slowly "
                        "(validation loss 4.5 at step 2,000 against 1.4 at lr 1e-3; scatter 8.8% from step 500); attention forms (0.9)"),
+    "probe_lr1e-1": ("failure", 3, "explodes at report 3 (step 150: grad.norm 472 before clipping, the validation "
+                     "loss 9.0 -> 11.2, attention 0.51 -> 0.07) and never learns again: validation loss "
+                     "9.4-10.8 to step 2,000, attention below 0.25 and gate accuracy below 0.15 from step 350"),
     "probe_lr3e-2_noclip": ("failure", 1, "lr 3e-2 without clipping did not explode (grad.norm 2-39) but does "
                             "not converge: validation loss 8-9.4 through step 700 (the lr 2e-3 run: 3.2), "
                             "attention unstable between 0.06 and 0.43, from the first report on"),
