@@ -160,6 +160,10 @@ SHOWS: dict[str, tuple[str, int | None, str]] = {
     "probe_lr1e-1": ("failure", 3, "explodes at report 3 (step 150: grad.norm 472 before clipping, the validation "
                      "loss 9.0 -> 11.2, attention 0.51 -> 0.07) and never learns again: validation loss "
                      "9.4-10.8 to step 2,000, attention below 0.25 and gate accuracy below 0.15 from step 350"),
+    "probe_gate_weight_0": ("healthy", None, "no failure: with gate_loss_weight 0.001 the gate still learns, only "
+                            "later (accuracy 0.43 at step 350, 0.79 at step 950, 0.85-0.92 from step 1,100; the "
+                            "healthy runs: 0.9 by step 450-600); attention 0.93, validation loss 1.31 at step "
+                            "1,950 (its gate term is weighted 0.001)"),
     "probe_lr3e-2_noclip": ("failure", 1, "lr 3e-2 without clipping did not explode (grad.norm 2-39) but does "
                             "not converge: validation loss 8-9.4 through step 700 (the lr 2e-3 run: 3.2), "
                             "attention unstable between 0.06 and 0.43, from the first report on"),

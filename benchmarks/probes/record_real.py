@@ -217,15 +217,16 @@ def fit_with_bank(runs: list[dict[str, Any]], paths: list[Path], loss_paths: lis
 
 
 def bank_runs(min_steps: int = 1000) -> list[dict[str, Any]]:
-    """The healthy recordings of the bank (benchmarks/bank/, judged healthy in record_bank.SHOWS)
-    with at least ``min_steps`` training steps, as runs for ``fit``. Recorded after the BatchNorm
+    """The healthy recordings of the bank (benchmarks/bank/: planned healthy in record_bank.RUNS and
+    judged healthy in record_bank.SHOWS, so no probe of an unusual config such as a near-zero gate
+    weight) with at least ``min_steps`` training steps, as runs for ``fit``. Recorded after the BatchNorm
     refresh, so their validation losses are the honest ones (the calibration/ runs predate it)."""
-    from benchmarks.probes.record_bank import BANK_DIR, SHOWS, load
+    from benchmarks.probes.record_bank import BANK_DIR, RUNS, SHOWS, load
 
     runs = []
     for path in sorted(BANK_DIR.glob("*.json")):
         doc = load(path)
-        if SHOWS.get(doc["name"], ("",))[0] == "healthy" and doc["reports"] \
+        if RUNS.get(doc["name"], ("",))[0] == SHOWS.get(doc["name"], ("",))[0] == "healthy" and doc["reports"] \
                 and doc["reports"][-1]["training.step"] >= min_steps:
             runs.append({"tag": doc["name"], "config": doc["config"], "reports": doc["reports"]})
     return runs
