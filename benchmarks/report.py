@@ -305,7 +305,9 @@ def section(doc: Mapping[str, Any]) -> str:
     lines += _tier1b(doc)
     t2 = doc.get("tier2_real")
     if t2:
-        lines += ["", "Tier 2 (real tiny-Tacotron2 trials on CPU, `python -m benchmarks.sweep ... --real`):", "", t2.get("markdown", str(t2))]
+        lines += ["", "Tier 2 (real tiny-Tacotron2 trials on CPU, `python -m benchmarks.sweep ... --real`; the last "
+                  "recorded run, `benchmarks/results/tier2_real.json`, not rerun by `make bench`; superseded by "
+                  "`make bench-real`, section \"Real sweep\"):", "", t2.get("markdown", str(t2))]
     if NOTES.exists():
         lines += ["", NOTES.read_text().strip()]
     return "\n".join(lines) + "\n"
