@@ -254,7 +254,7 @@ def readme_text(bank_dir: Path = BANK_DIR) -> str:
         "| recording | config | steps (ended) | recorded (UTC) | shows (judged from its reports) | replay: first intervention |",
         "|---|---|---|---|---|---|",
     ]
-    commands = []
+    commands, torches = [], set()
     for path in sorted(bank_dir.glob("*.json")):
         doc = load(path)
         label, onset, what = SHOWS.get(doc["name"], ("unjudged", None, ""))
@@ -273,7 +273,8 @@ def readme_text(bank_dir: Path = BANK_DIR) -> str:
         lines.append(f"| {doc['name']} | {_cfg_text(doc)} | {last} ({ended.split(':')[0]}) | "
                      f"{doc.get('started', '?')[:16]} | {label}: {what} | {outcome} |")
         commands.append(f"    {doc['command']}")
-    lines += ["", "Commands (torch " + ", ".join(sorted({load(p)['torch'] for p in sorted(bank_dir.glob('*.json'))})) + "):",
+        torches.add(doc["torch"])
+    lines += ["", "Commands (torch " + ", ".join(sorted(torches)) + "):",
               "", *commands, ""]
     return "\n".join(lines)
 

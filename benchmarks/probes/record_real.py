@@ -384,10 +384,9 @@ def main(argv: list[str] | None = None) -> None:
         record(args.tag, args.learning_rate, args.max_steps, args.interval, args.threads, args.data_dir, args.seed)
         return
     runs = bank_runs() if args.bank else []
-    if args.bank:
-        if not runs:
-            raise SystemExit("benchmarks/bank/ holds no healthy recording of 1,000 steps or more; record some first "
-                             "(python -m benchmarks.probes.record_bank list)")
+    if args.bank and not runs:
+        raise SystemExit("benchmarks/bank/ holds no healthy recording of 1,000 steps or more; record some first "
+                         "(python -m benchmarks.probes.record_bank list)")
     loss_paths = sorted(Path(args.loss_dir).glob("real_*.json")) if args.loss_dir else None
     paths = sorted(Path(args.dir).glob("real_*.json"))
     cal, info = fit_with_bank(runs, paths, loss_paths) if args.bank else fit(paths, loss_paths)
